@@ -1,0 +1,116 @@
+"""SELFIES encoding and the token vocabulary (saved with the model as ``vocab.json``).
+
+Special tokens: ``<pad>`` = 0, ``<bos>`` = 1, ``<eos>`` = 2, then SELFIES tokens in sorted order.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterable
+
+import selfies as sf
+
+from molvae.errors import CheckpointError, TooLongError, UnknownTokenError
+
+__all__ = ["Vocab", "smiles_to_selfies", "selfies_to_smiles", "split_selfies", "PAD", "BOS", "EOS"]
+
+PAD, BOS, EOS = "<pad>", "<bos>", "<eos>"
+SPECIALS = (PAD, BOS, EOS)
+
+
+def smiles_to_selfies(smiles: str) -> str | None:
+    """SELFIES string for a SMILES, or ``None`` if SELFIES cannot encode it."""
+    try:
+        return sf.encoder(smiles, strict=True)
+    except sf.EncoderError:
+        return None
+
+
+def selfies_to_smiles(selfies: str) -> str:
+    """SMILES for a SELFIES string ('' for an empty string: an empty decoding)."""
+    try:
+        return sf.decoder(selfies)
+    except sf.DecoderError:
+        return ""
+
+
+def split_selfies(selfies: str) -> list[str]:
+    """Tokens of a SELFIES string, e.g. ``'[C][=O]' -> ['[C]', '[=O]']``."""
+    return list(sf.split_selfies(selfies))
+
+
+class Vocab:
+    """Maps SELFIES tokens to integer ids and back.
+
+    ``encode`` raises :class:`UnknownTokenError` naming a token the model never saw (or drops it
+    when ``skip_unknown=True``) and :class:`TooLongError` past ``max_len`` tokens.
+    """
+
+    def __init__(self, tokens: Iterable[str]):
+        tokens = [t for t in tokens if t not in SPECIALS]
+        self.itos: list[str] = list(SPECIALS) + sorted(set(tokens))
+        self.stoi: dict[str, int] = {t: i for i, t in enumerate(self.itos)}
+
+    pad_id, bos_id, eos_id = 0, 1, 2
+
+    def __len__(self) -> int:
+        return len(self.itos)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Vocab) and self.itos == other.itos
+
+    @classmethod
+    def from_selfies(cls, selfies_list: Iterable[str]) -> "Vocab":
+        """Vocabulary of every token used in a corpus of SELFIES strings."""
+        tokens: set[str] = set()
+        for s in selfies_list:
+            tokens.update(sf.split_selfies(s))
+        return cls(tokens)
+
+    def encode(self, selfies: str, max_len: int | None = None, skip_unknown: bool = False) -> list[int]:
+        """Token ids of a SELFIES string, without ``<bos>``/``<eos>``."""
+        ids = []
+        for tok in sf.split_selfies(selfies):
+            i = self.stoi.get(tok)
+            if i is None:
+                if skip_unknown:
+                    continue
+                raise UnknownTokenError(f"token {tok} is not in the model's vocabulary ({len(self)} tokens)")
+            ids.append(i)
+        if max_len is not None and len(ids) > max_len:
+            raise TooLongError(f"molecule has {len(ids)} SELFIES tokens, the model's maximum is {max_len}")
+        return ids
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """SELFIES string for token ids; stops at ``<eos>``, ignores ``<pad>``/``<bos>``."""
+        out = []
+        for i in ids:
+            i = int(i)
+            if i == self.eos_id:
+                break
+            if i >= len(SPECIALS):
+                out.append(self.itos[i])
+        return "".join(out)
+
+    def to_json(self) -> str:
+        return json.dumps({"tokens": self.itos}, indent=0)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_json())
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Vocab":
+        try:
+            data = json.loads(Path(path).read_text())
+            tokens = data["tokens"]
+            if list(tokens[: len(SPECIALS)]) != list(SPECIALS) or not all(isinstance(t, str) for t in tokens):
+                raise ValueError("special tokens missing")
+        except FileNotFoundError:
+            raise CheckpointError(f"{path}: vocabulary file not found") from None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CheckpointError(f"{path}: not a molvae vocabulary ({exc})") from None
+        vocab = cls(tokens)
+        if vocab.itos != list(tokens):
+            raise CheckpointError(f"{path}: vocabulary tokens are not in canonical order")
+        return vocab
