@@ -6,6 +6,7 @@ Special tokens: ``<pad>`` = 0, ``<bos>`` = 1, ``<eos>`` = 2, then SELFIES tokens
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Iterable
 
@@ -16,6 +17,7 @@ from molvae.errors import CheckpointError, TooLongError, UnknownTokenError
 __all__ = ["Vocab", "smiles_to_selfies", "selfies_to_smiles", "split_selfies", "PAD", "BOS", "EOS"]
 
 PAD, BOS, EOS = "<pad>", "<bos>", "<eos>"
+_STRUCTURAL = re.compile(r"^\[[=#\\/]?(Branch|Ring|nop)")
 SPECIALS = (PAD, BOS, EOS)
 
 
@@ -92,6 +94,11 @@ class Vocab:
             if i >= len(SPECIALS):
                 out.append(self.itos[i])
         return "".join(out)
+
+    def starts_molecule(self) -> list[bool]:
+        """Per token id: can this token begin a molecule? (atoms only: a SELFIES string that starts with a
+        branch or ring token decodes to nothing, so generation masks those at the first step)."""
+        return [t not in SPECIALS and not _STRUCTURAL.match(t) for t in self.itos]
 
     def to_json(self) -> str:
         return json.dumps({"tokens": self.itos}, indent=0)

@@ -14,11 +14,8 @@ import sys
 
 from molvae.errors import MolVAEError
 
-# Order in `molvae --help`; modules found in this package but not listed here come after.
-COMMAND_ORDER = [
-    "data", "train", "sample", "encode", "decode", "reconstruct", "interpolate", "neighbours",
-    "evaluate", "report", "optimize", "likelihood",
-]
+# Module order in `molvae --help`; modules found in this package but not listed here come after.
+COMMAND_ORDER = ["data", "train", "generate", "evaluate", "report", "optimize", "likelihood"]
 
 
 def _command_modules() -> list[str]:

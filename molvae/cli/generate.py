@@ -1,0 +1,206 @@
+"""Generation commands: ``sample``, ``encode``, ``decode``, ``reconstruct``, ``interpolate``, ``neighbours``.
+
+Outputs are ``.smi`` or ``.csv``/``.tsv`` chosen by the file name (``-`` or no ``--out``: CSV on stdout);
+summaries go to stderr so stdout stays a clean table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="model directory (a training run's --out)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--out", help="output file (.smi, .csv, .tsv, optionally .gz); default: CSV on stdout")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sample", help="sample molecules from the prior")
+    _model_args(p)
+    p.add_argument("-n", "--num", type=int, default=1000, help="number of latent points to decode (default 1000)")
+    p.add_argument("--temperature", type=float, default=1.0, help="0 = greedy, >0 multinomial (default 1.0)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=1024)
+    p.add_argument("--valid-only", action="store_true", help="write only valid molecules")
+    p.add_argument("--evaluate", action="store_true", help="also compute the distribution metrics (needs --ref)")
+    p.add_argument("--ref", help="reference set for --evaluate: a file or moses-test / moses-test-scaffolds")
+    p.add_argument("--train", help="training set for novelty in --evaluate (default: the model's own)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=run_sample)
+
+    p = sub.add_parser("encode", help="encode molecules to latent means")
+    _model_args(p)
+    p.add_argument("input", help="SMILES file")
+    p.add_argument("--smiles-column")
+    p.add_argument("--skip-unknown", action="store_true", help="drop tokens the model never saw instead of rejecting")
+    p.set_defaults(func=run_encode)
+
+    p = sub.add_parser("decode", help="decode latent points (a .npy array or a CSV with z0..zN columns)")
+    _model_args(p)
+    p.add_argument("input", help=".npy (n, latent_dim) or .csv with columns z0, z1, ...")
+    p.add_argument("--temperature", type=float, default=0.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=run_decode)
+
+    p = sub.add_parser("reconstruct", help="encode then decode molecules; report exact matches")
+    _model_args(p)
+    p.add_argument("input", help="SMILES file")
+    p.add_argument("--smiles-column")
+    p.set_defaults(func=run_reconstruct)
+
+    p = sub.add_parser("interpolate", help="decode the latent path between two molecules")
+    _model_args(p)
+    p.add_argument("start", help="SMILES")
+    p.add_argument("end", help="SMILES")
+    p.add_argument("--steps", type=int, default=8)
+    p.add_argument("--method", choices=["slerp", "linear"], default="slerp")
+    p.set_defaults(func=run_interpolate)
+
+    p = sub.add_parser("neighbours", help="molecules decoded around a molecule in latent space")
+    _model_args(p)
+    p.add_argument("smiles", help="SMILES")
+    p.add_argument("-n", "--num", type=int, default=50)
+    p.add_argument("--radius", type=float, default=0.5, help="latent L2 radius (default 0.5)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=run_neighbours)
+
+
+def load_model(spec: str, device: str = "auto"):
+    """A model directory (or, where shipped, a pretrained model's name)."""
+    from molvae.api import MolVAE
+
+    return MolVAE.load(spec, device=device)
+
+
+def _write(df, out: str | None) -> None:
+    from molvae.data import write_molecules
+
+    write_molecules(df, out)
+    if out and out != "-":
+        print(f"wrote {len(df)} rows to {out}", file=sys.stderr)
+
+
+def _prepared(model, path: str, smiles_column: str | None, skip_unknown: bool, out: str | None):
+    """Clean an input file against the model (vocabulary, max length); rejects go beside the output."""
+    from molvae.data import prepare_molecules
+
+    data = prepare_molecules(path, max_len=model.config.max_len, stereo=model.config.stereo,
+                             largest_fragment=model.config.largest_fragment, smiles_column=smiles_column,
+                             vocab=model.vocab, skip_unknown=skip_unknown, dedupe=False)
+    print(data.summary(), file=sys.stderr)
+    if len(data.rejects):
+        base = Path(out) if out and out != "-" else Path(path)
+        rejects = base.with_name(base.name.split(".")[0] + ".rejects.csv")
+        data.write_rejects(rejects)
+        print(f"{len(data.rejects)} rejected rows written to {rejects}", file=sys.stderr)
+    return data
+
+
+def run_sample(args: argparse.Namespace) -> int:
+    from molvae.errors import ConfigError
+
+    if args.num <= 0:
+        raise ConfigError(f"-n must be positive, got {args.num}")
+    if args.evaluate and not args.ref:
+        raise ConfigError("--evaluate needs --ref (a file, moses-test or moses-test-scaffolds)")
+    model = load_model(args.model, args.device)
+    df = model.sample(args.num, temperature=args.temperature, seed=args.seed, batch_size=args.batch_size,
+                      progress=not args.quiet)
+    n_valid = int(df["valid"].sum())
+    print(f"{len(df)} sampled: validity {n_valid / len(df):.4f}, uniqueness "
+          f"{df['unique'].sum() / max(n_valid, 1):.4f}, novelty {df['novel'][df['unique']].mean():.4f} "
+          f"(of unique valid)", file=sys.stderr)
+    out_df = df[df["valid"]] if args.valid_only else df
+    _write(out_df.drop(columns=["selfies"]), args.out)
+    if args.evaluate:
+        from molvae.metrics import evaluate, format_table
+
+        train = args.train
+        metrics = evaluate(df["smiles"].tolist(), ref=args.ref, train=train, progress=not args.quiet)
+        print(format_table(metrics), file=sys.stderr)
+    return 0
+
+
+def run_encode(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    model = load_model(args.model, args.device)
+    data = _prepared(model, args.input, args.smiles_column, args.skip_unknown, args.out)
+    z = model.encode(data.smiles, skip_unknown=args.skip_unknown)
+    if args.out and args.out.endswith(".npy"):
+        import numpy as np
+
+        np.save(args.out, z)
+        print(f"wrote latent means {z.shape} to {args.out}", file=sys.stderr)
+        return 0
+    df = pd.DataFrame({"line": data.lines, "smiles": data.smiles})
+    df = pd.concat([df, pd.DataFrame(z, columns=[f"z{i}" for i in range(z.shape[1])])], axis=1)
+    _write(df, args.out)
+    return 0
+
+
+def _read_latents(path: str, latent_dim: int):
+    import numpy as np
+    import pandas as pd
+
+    from molvae.errors import DataError
+
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"{path}: file not found")
+    if p.suffix == ".npy":
+        try:
+            z = np.load(p, allow_pickle=False)
+        except ValueError as exc:
+            raise DataError(f"{path}: not a numeric .npy array ({exc})") from None
+    else:
+        try:
+            df = pd.read_csv(p)
+        except pd.errors.EmptyDataError:
+            raise DataError(f"{path}: file is empty") from None
+        cols = [f"z{i}" for i in range(latent_dim)]
+        missing = [c for c in cols if c not in df.columns]
+        if missing:
+            raise DataError(f"{path}: missing latent column {missing[0]!r} (expected z0..z{latent_dim - 1})")
+        z = df[cols].to_numpy(dtype=np.float32)
+    if z.ndim != 2 or z.shape[1] != latent_dim or len(z) == 0:
+        raise DataError(f"{path}: expected an array of shape (n, {latent_dim}), got {z.shape}")
+    if not np.isfinite(z).all():
+        bad = int(np.flatnonzero(~np.isfinite(z).all(axis=1))[0])
+        raise DataError(f"{path}: row {bad + 1} has a non-finite value")
+    return z
+
+
+def run_decode(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    model = load_model(args.model, args.device)
+    z = _read_latents(args.input, model.latent_dim)
+    smiles = model.decode(z, temperature=args.temperature, seed=args.seed)
+    _write(pd.DataFrame({"smiles": smiles, "valid": [s is not None for s in smiles]}), args.out)
+    return 0
+
+
+def run_reconstruct(args: argparse.Namespace) -> int:
+    model = load_model(args.model, args.device)
+    data = _prepared(model, args.input, args.smiles_column, False, args.out)
+    df = model.reconstruct(data.smiles)
+    df.insert(0, "line", data.lines)
+    print(f"exact reconstruction: {df['exact'].mean():.4f} of {len(df)}", file=sys.stderr)
+    _write(df, args.out)
+    return 0
+
+
+def run_interpolate(args: argparse.Namespace) -> int:
+    model = load_model(args.model, args.device)
+    _write(model.interpolate(args.start, args.end, steps=args.steps, method=args.method), args.out)
+    return 0
+
+
+def run_neighbours(args: argparse.Namespace) -> int:
+    model = load_model(args.model, args.device)
+    _write(model.neighbours(args.smiles, n=args.num, radius=args.radius, seed=args.seed), args.out)
+    return 0

@@ -1,0 +1,774 @@
+"""Reading SMILES sources, cleaning them with a report, splits, writing results, named datasets.
+
+    >>> data = prepare_molecules("data/moses_sample.smi", max_len=120)
+    >>> print(data.summary())
+    >>> train_idx, val_idx = split_train_val(len(data.smiles), 0.1, seed=0)
+
+Bulk input treats a bad row as data: every row read ends up either kept or in ``rejects`` with
+its line number and a reason (RDKit's own message for invalid molecules), never silently dropped.
+Errors that make a whole source unusable (missing file, empty file, unknown column, nothing
+usable) raise :class:`~molvae.errors.DataError` with a one-line message naming the file.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+import zipfile
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from molvae.errors import ConfigError, DataError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from molvae.vocab import Vocab
+
+__all__ = [
+    "read_smiles",
+    "prepare_molecules",
+    "PreparedData",
+    "split_train_val",
+    "write_molecules",
+    "named_dataset",
+    "download_dataset",
+    "DATASETS",
+    "SMILES_COLUMNS",
+]
+
+SMILES_COLUMNS = ("smiles", "SMILES", "canonical_smiles", "Smiles")
+"""Column names searched, in this order, when no SMILES column is given (then any case of 'smiles')."""
+NAME_COLUMNS = ("name", "Name", "NAME", "id", "ID", "Id", "title", "zinc_id", "mol_id", "molecule_id")
+"""Column names taken as the molecule's name, if present."""
+MOL_COLUMNS = ("mol", "Mol", "ROMol", "molecule")
+"""DataFrame columns holding RDKit Mols, searched after the SMILES columns."""
+
+_SMILES_EXT = (".smi", ".smiles", ".txt")
+_TABLE_EXT = {".csv": ",", ".tsv": "\t"}
+_SDF_EXT = (".sdf", ".sd", ".mol")
+
+PARALLEL_MIN_ROWS = 20_000
+"""Below this many rows :func:`prepare_molecules` works in-process (a pool costs more than it saves)."""
+
+
+# --------------------------------------------------------------------------------------------
+# reading
+
+
+def _split_ext(path: Path) -> tuple[str, bool]:
+    """(format extension, gzipped) of a path, e.g. ``x.csv.gz -> ('.csv', True)``."""
+    suffixes = [s.lower() for s in path.suffixes]
+    gz = bool(suffixes) and suffixes[-1] == ".gz"
+    if gz:
+        suffixes = suffixes[:-1]
+    return (suffixes[-1] if suffixes else ""), gz
+
+
+def _open_text(path: Path, gz: bool):
+    if gz:
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="replace", newline="")
+    return open(path, encoding="utf-8", errors="replace", newline="")
+
+
+def _frame(inputs: list, lines: list[int], names: list, errors: list | None = None) -> pd.DataFrame:
+    df = pd.DataFrame({"input": pd.Series(inputs, dtype=object), "line": pd.Series(lines, dtype="int64"),
+                       "name": pd.Series(names, dtype=object)})
+    if errors is not None:
+        df["error"] = pd.Series(errors, dtype=object)
+    return df
+
+
+def _find_column(columns: Sequence[str], wanted: str | None, where: str) -> str:
+    cols = [str(c) for c in columns]
+    if wanted is not None:
+        if wanted in cols:
+            return wanted
+        raise DataError(f"{where}: no column {wanted!r}; available columns: {', '.join(cols) or '(none)'}")
+    for c in SMILES_COLUMNS:
+        if c in cols:
+            return c
+    for c in cols:
+        if c.strip().lower() == "smiles":
+            return c
+    raise DataError(
+        f"{where}: no SMILES column found (looked for {', '.join(SMILES_COLUMNS)}); "
+        f"available columns: {', '.join(cols) or '(none)'}; choose one with --smiles-column / smiles_column="
+    )
+
+
+def _read_smi(path: Path, gz: bool) -> pd.DataFrame:
+    inputs, lines, names = [], [], []
+    with _open_text(path, gz) as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            text = raw.strip()
+            if not text:
+                continue
+            parts = text.split(None, 1)
+            if lineno == 1 and parts[0].lower() in ("smiles", "canonical_smiles"):
+                continue  # a header line: counted in the numbering, not a molecule
+            inputs.append(parts[0])
+            lines.append(lineno)
+            names.append(parts[1].strip() if len(parts) > 1 else None)
+    return _frame(inputs, lines, names)
+
+
+def _read_table(path: Path, gz: bool, sep: str, smiles_column: str | None) -> pd.DataFrame:
+    inputs, lines, names = [], [], []
+    with _open_text(path, gz) as fh:
+        reader = csv.reader(fh, delimiter=sep)
+        header = None
+        prev = 0  # physical lines consumed before the current record (records may span lines)
+        for row in reader:
+            start, prev = prev + 1, reader.line_num
+            if not row or all(not c.strip() for c in row):
+                continue
+            if header is None:
+                header = [c.strip() for c in row]
+                col = header.index(_find_column(header, smiles_column, str(path)))
+                name_col = next((header.index(c) for c in NAME_COLUMNS if c in header), None)
+                continue
+            inputs.append(row[col].strip() if col < len(row) else "")
+            lines.append(start)
+            names.append(row[name_col].strip() or None if name_col is not None and name_col < len(row) else None)
+    if header is None:
+        raise DataError(f"{path}: file is empty")
+    return _frame(inputs, lines, names)
+
+
+def _read_sdf(path: Path, gz: bool) -> pd.DataFrame:
+    from rdkit import Chem
+
+    from molvae.chem import quiet_rdkit
+
+    inputs, lines, names, errors = [], [], [], []
+    fh = gzip.open(path, "rb") if gz else open(path, "rb")
+    with fh, quiet_rdkit():
+        supplier = Chem.ForwardSDMolSupplier(fh, sanitize=False, removeHs=False)
+        for i, mol in enumerate(supplier, start=1):
+            if mol is None:
+                inputs.append(None), names.append(None), errors.append("SDF record could not be parsed")
+            else:
+                name = mol.GetProp("_Name").strip() if mol.HasProp("_Name") else ""
+                names.append(name or None)
+                try:
+                    Chem.SanitizeMol(mol)
+                    mol = Chem.RemoveHs(mol)
+                    inputs.append(Chem.MolToSmiles(mol))
+                    errors.append(None)
+                except Exception as exc:  # RDKit raises several sanitization exception types
+                    try:
+                        inputs.append(Chem.MolToSmiles(mol))
+                    except Exception:
+                        inputs.append(None)
+                    errors.append(f"sanitization failed: {str(exc).strip()}")
+            lines.append(i)
+    return _frame(inputs, lines, names, errors)
+
+
+def _mol_to_smiles(x: Any) -> Any:
+    """SMILES for an RDKit Mol (isomeric, as is), other values unchanged."""
+    if x is not None and type(x).__name__ in ("Mol", "RWMol"):
+        from rdkit import Chem
+
+        return Chem.MolToSmiles(x)
+    return x
+
+
+def _from_values(values: Iterable, names: Sequence | None = None) -> pd.DataFrame:
+    inputs = []
+    for v in values:
+        v = _mol_to_smiles(v)
+        if isinstance(v, float) and np.isnan(v):
+            v = None
+        inputs.append(v if v is None or isinstance(v, str) else str(v))
+    lines = list(range(1, len(inputs) + 1))
+    names = [None if (n is None or (isinstance(n, float) and np.isnan(n))) else str(n) for n in names] if names is not None else [None] * len(inputs)
+    return _frame(inputs, lines, names)
+
+
+def read_smiles(source: Any, smiles_column: str | None = None) -> pd.DataFrame:
+    """Read molecules as a table with columns ``input``, ``line``, ``name``.
+
+    ``source`` is a path (``.smi``/``.txt`` with an optional name column, ``.csv``/``.tsv``,
+    ``.sdf``; any of them ``.gz``), a named dataset (``moses-train``, ``zinc250k``, ...), or in
+    memory: a list of SMILES strings / RDKit Mols, a pandas Series or DataFrame.
+    ``line`` is the 1-based line in the file (a header line counts), the SDF record number, or the
+    1-based position for in-memory input. SDF input adds an ``error`` column (None, or why RDKit
+    could not use the record). Values are not validated here (see :func:`prepare_molecules`).
+
+    :raises DataError: missing or empty file, unsupported file type, unknown column.
+    """
+    if isinstance(source, pd.DataFrame):
+        if smiles_column is None and not any(c in source.columns for c in SMILES_COLUMNS):
+            mol_col = next((c for c in MOL_COLUMNS if c in source.columns), None)
+            col = mol_col if mol_col is not None else _find_column(list(source.columns), None, "DataFrame")
+        else:
+            col = _find_column(list(source.columns), smiles_column, "DataFrame")
+        name_col = next((c for c in NAME_COLUMNS if c in source.columns), None)
+        df = _from_values(source[col].tolist(), source[name_col].tolist() if name_col is not None else None)
+    elif isinstance(source, pd.Series):
+        df = _from_values(source.tolist())
+    elif isinstance(source, (str, os.PathLike)):
+        return _read_path(Path(source), smiles_column)
+    elif isinstance(source, Iterable):
+        df = _from_values(list(source))
+    else:
+        raise DataError(f"cannot read molecules from a {type(source).__name__}; expected a path, a list, a Series or a DataFrame")
+    if df.empty:
+        raise DataError(f"<{type(source).__name__}>: no rows")
+    return df
+
+
+def _read_path(path: Path, smiles_column: str | None) -> pd.DataFrame:
+    if not path.exists() and str(path) in DATASETS:
+        path = named_dataset(str(path))
+    if not path.exists():
+        raise DataError(f"{path}: file not found")
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, expected a SMILES, CSV/TSV or SDF file")
+    ext, gz = _split_ext(path)
+    try:
+        if path.stat().st_size == 0:
+            raise DataError(f"{path}: file is empty")
+        if ext in _SMILES_EXT:
+            df = _read_smi(path, gz)
+        elif ext in _TABLE_EXT:
+            df = _read_table(path, gz, _TABLE_EXT[ext], smiles_column)
+        elif ext in _SDF_EXT:
+            df = _read_sdf(path, gz)
+        else:
+            raise DataError(
+                f"{path}: unsupported file type {ext or '(no extension)'!r}; "
+                "expected .smi, .txt, .csv, .tsv or .sdf, optionally .gz"
+            )
+    except (OSError, EOFError, gzip.BadGzipFile, csv.Error) as exc:
+        raise DataError(f"{path}: cannot read file: {exc}") from None
+    if df.empty:
+        raise DataError(f"{path}: file is empty")
+    return df
+
+
+# --------------------------------------------------------------------------------------------
+# cleaning
+
+
+@dataclass
+class PreparedData:
+    """Molecules ready for the model, and what happened to every row read.
+
+    ``smiles``/``selfies``/``lines``/``names`` are parallel lists of the kept molecules in input
+    order. ``rejects`` has one row (line, input, reason) per row not kept. ``counts`` has keys
+    read, invalid, duplicate, too_long, not_encodable, unknown_token, kept (they add up).
+    """
+
+    smiles: list[str]
+    selfies: list[str]
+    lines: list[int]
+    names: list[str | None]
+    rejects: pd.DataFrame
+    counts: dict[str, int]
+    source: str
+    reject_kinds: list[str] = field(default_factory=list, repr=False)
+    unknown_skipped: int = 0
+    """Kept molecules that lost unknown tokens (``skip_unknown=True``)."""
+
+    def __len__(self) -> int:
+        return len(self.smiles)
+
+    def summary(self, examples: int = 3) -> str:
+        """Human report: counts, and the first few line numbers of each kind of reject with reasons."""
+        c = self.counts
+        parts = [f"{c['kept']} kept"]
+        for key, label in _KIND_LABELS.items():
+            if c.get(key):
+                parts.append(f"{c[key]} {label}")
+        out = [f"{self.source}: read {c['read']} rows: " + ", ".join(parts)]
+        if self.unknown_skipped:
+            out.append(f"  {self.unknown_skipped} kept molecules had unknown tokens skipped")
+        kinds = np.asarray(self.reject_kinds, dtype=object)
+        for key, label in _KIND_LABELS.items():
+            idx = np.flatnonzero(kinds == key)[:examples] if len(kinds) else []
+            if len(idx) == 0:
+                continue
+            shown = "; ".join(f"line {self.rejects['line'].iat[i]}: {self.rejects['reason'].iat[i]}" for i in idx)
+            more = c[key] - len(idx)
+            out.append(f"  {label}: {shown}" + (f" (and {more} more)" if more > 0 else ""))
+        return "\n".join(out)
+
+    def write_rejects(self, path: str | Path) -> Path:
+        """Write the rejects as CSV (line, input, reason); a header-only file when there are none."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.rejects[["line", "input", "reason"]].to_csv(path, index=False)
+        return path
+
+
+_KIND_LABELS = {
+    "invalid": "invalid",
+    "duplicate": "duplicate",
+    "too_long": "too long",
+    "not_encodable": "not encodable as SELFIES",
+    "unknown_token": "with unknown tokens",
+}
+
+
+def _clean_chunk(args: tuple) -> list[tuple]:
+    """Worker: (inputs, errors, stereo, largest_fragment) -> per row (canonical, selfies, reason).
+
+    ``reason`` is None when the molecule is fine, else starts with the reject kind it belongs to
+    as ``kind|message``. Top-level so worker processes can import it.
+    """
+    from molvae.chem import parse_smiles, to_canonical
+    from molvae.vocab import smiles_to_selfies
+
+    inputs, errors, stereo, largest_fragment = args
+    out = []
+    for smi, err in zip(inputs, errors):
+        if err:
+            out.append((None, None, f"invalid|{err}"))
+            continue
+        mol, reason = parse_smiles(smi)
+        if mol is None:
+            out.append((None, None, f"invalid|{reason}"))
+            continue
+        try:
+            can = to_canonical(mol, stereo=stereo, largest_fragment=largest_fragment)
+        except Exception as exc:  # pragma: no cover - RDKit failures on exotic input
+            out.append((None, None, f"invalid|canonicalization failed: {exc}"))
+            continue
+        sel = smiles_to_selfies(can)
+        out.append((can, sel, None if sel is not None else "not_encodable|not encodable as SELFIES"))
+    return out
+
+
+def _pool_context():
+    """fork on Linux: fast, and works from unguarded scripts and notebooks (the workers only run
+    RDKit and SELFIES, never torch or threads); spawn elsewhere (fork is unsafe on macOS)."""
+    import multiprocessing as mp
+
+    return mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+
+
+def _clean_all(inputs: list, errors: list, stereo: bool, largest_fragment: bool, workers: int | None,
+               progress: bool) -> list[tuple]:
+    n = len(inputs)
+    if workers is None:
+        workers = 1 if n < PARALLEL_MIN_ROWS else (os.cpu_count() or 1)
+    workers = max(1, int(workers))
+    chunk = 2000 if workers == 1 else max(200, min(5000, -(-n // (workers * 8))))
+    tasks = [(inputs[i:i + chunk], errors[i:i + chunk], stereo, largest_fragment) for i in range(0, n, chunk)]
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=n, desc="checking molecules", unit="mol", disable=not progress, leave=False)
+    results: list[tuple] = []
+    try:
+        if workers == 1 or len(tasks) == 1:
+            for t in tasks:
+                results.extend(_clean_chunk(t))
+                bar.update(len(t[0]))
+        else:
+            with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=_pool_context()) as ex:
+                for t, res in zip(tasks, ex.map(_clean_chunk, tasks)):  # map keeps input order
+                    results.extend(res)
+                    bar.update(len(t[0]))
+    finally:
+        bar.close()
+    return results
+
+
+def _source_label(source: Any) -> str:
+    if isinstance(source, (str, os.PathLike)):
+        return str(source)
+    return f"<{type(source).__name__}>"
+
+
+def prepare_molecules(
+    source: Any,
+    *,
+    max_len: int | None = None,
+    stereo: bool = True,
+    largest_fragment: bool = False,
+    smiles_column: str | None = None,
+    vocab: "Vocab | None" = None,
+    skip_unknown: bool = False,
+    dedupe: bool = True,
+    progress: bool = False,
+    workers: int | None = None,
+) -> PreparedData:
+    """Read, sanitize, canonicalize, deduplicate and SELFIES-encode molecules, with a report.
+
+    Each row read is kept or rejected with one reason: invalid (RDKit's message), duplicate (of an
+    earlier line, on canonical SMILES), not encodable as SELFIES, too long (more than ``max_len``
+    SELFIES tokens), or unknown token (a token not in ``vocab``; with ``skip_unknown`` such tokens
+    are dropped from the SELFIES instead and the molecule kept). Large inputs are checked in
+    ``workers`` processes (default: all cores above :data:`PARALLEL_MIN_ROWS` rows); the result
+    is identical to a serial run and in input order.
+
+    :raises DataError: the source cannot be read, or no molecule is usable.
+    """
+    from molvae.vocab import split_selfies
+
+    df = read_smiles(source, smiles_column=smiles_column)
+    label = _source_label(source)
+    inputs = df["input"].tolist()
+    errors = df["error"].tolist() if "error" in df.columns else [None] * len(inputs)
+    lines = df["line"].tolist()
+    names = df["name"].tolist()
+
+    cleaned = _clean_all(inputs, errors, stereo, largest_fragment, workers, progress)
+
+    keep_smi, keep_sel, keep_lines, keep_names = [], [], [], []
+    rej_line, rej_input, rej_reason, rej_kind = [], [], [], []
+    counts = {"read": len(inputs), "invalid": 0, "duplicate": 0, "too_long": 0, "not_encodable": 0,
+              "unknown_token": 0, "kept": 0}
+    seen: dict[str, int] = {}
+    unknown_skipped = 0
+
+    def reject(i: int, kind: str, reason: str) -> None:
+        counts[kind] += 1
+        rej_line.append(lines[i]), rej_input.append(inputs[i]), rej_reason.append(reason), rej_kind.append(kind)
+
+    for i, (can, sel, why) in enumerate(cleaned):
+        if can is None:
+            kind, reason = why.split("|", 1)
+            reject(i, kind, reason)
+            continue
+        if dedupe:
+            first = seen.get(can)
+            if first is not None:
+                reject(i, "duplicate", f"duplicate of line {first}")
+                continue
+            seen[can] = lines[i]
+        if sel is None:
+            kind, reason = why.split("|", 1)
+            reject(i, kind, reason)
+            continue
+        tokens = split_selfies(sel)
+        if vocab is not None:
+            unknown = sorted({t for t in tokens if t not in vocab.stoi})
+            if unknown:
+                if not skip_unknown:
+                    reject(i, "unknown_token", f"unknown token{'s' if len(unknown) > 1 else ''} {' '.join(unknown)} "
+                                               "not in the model's vocabulary")
+                    continue
+                tokens = [t for t in tokens if t in vocab.stoi]
+                sel = "".join(tokens)
+                unknown_skipped += 1
+                if not tokens:
+                    reject(i, "unknown_token", "every token is unknown to the model's vocabulary")
+                    continue
+        if max_len is not None and len(tokens) > max_len:
+            reject(i, "too_long", f"too long: {len(tokens)} tokens > max {max_len}")
+            continue
+        keep_smi.append(can), keep_sel.append(sel), keep_lines.append(lines[i]), keep_names.append(names[i])
+
+    counts["kept"] = len(keep_smi)
+    rejects = pd.DataFrame({"line": pd.Series(rej_line, dtype="int64"), "input": pd.Series(rej_input, dtype=object),
+                            "reason": pd.Series(rej_reason, dtype=object)})
+    data = PreparedData(keep_smi, keep_sel, keep_lines, keep_names, rejects, counts, label, rej_kind, unknown_skipped)
+    if not keep_smi:
+        detail = ", ".join(f"{counts[k]} {lab}" for k, lab in _KIND_LABELS.items() if counts[k])
+        raise DataError(f"{label}: no usable molecule ({counts['read']} rows read: {detail})")
+    return data
+
+
+# --------------------------------------------------------------------------------------------
+# splitting and writing
+
+
+def split_train_val(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Deterministic random split of ``range(n)`` into sorted (train, validation) index arrays.
+
+    The same ``seed`` gives the same split. At least one molecule goes to each side when
+    ``0 < val_fraction`` and ``n >= 2``; ``val_fraction=0`` gives an empty validation set.
+    """
+    if not 0.0 <= float(val_fraction) < 1.0:
+        raise ConfigError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    n_val = int(round(n * val_fraction))
+    if val_fraction > 0 and n >= 2:
+        n_val = min(max(n_val, 1), n - 1)
+    perm = np.random.default_rng(seed).permutation(n)
+    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
+def write_molecules(df: pd.DataFrame, path: str | Path | None) -> None:
+    """Write a table of molecules; the format follows the file name.
+
+    ``.smi``/``.txt``: the ``smiles`` column (plus ``name`` if present), no header, an empty line
+    where a SMILES is missing so lines stay aligned with the table; ``.csv``/``.tsv``: the whole
+    table; ``None`` or ``'-'``: CSV on stdout. Any of them may end in ``.gz``.
+    """
+    if path is None or str(path) == "-":
+        df.to_csv(sys.stdout, index=False)
+        return
+    path = Path(path)
+    ext, gz = _split_ext(path)
+    if ext not in _SMILES_EXT and ext not in _TABLE_EXT:
+        raise DataError(f"{path}: unsupported output type {ext or '(no extension)'!r}; expected .smi, .txt, .csv or .tsv, optionally .gz")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if ext in _TABLE_EXT:
+        df.to_csv(path, sep=_TABLE_EXT[ext], index=False, compression="gzip" if gz else None)
+        return
+    if "smiles" not in df.columns:
+        raise DataError(f"{path}: the table has no 'smiles' column to write (columns: {', '.join(map(str, df.columns))})")
+    names = df["name"].tolist() if "name" in df.columns else None
+    rows = []
+    for i, smi in enumerate(df["smiles"].tolist()):
+        if smi is None or (isinstance(smi, float) and np.isnan(smi)) or smi == "":
+            rows.append("")
+            continue
+        name = names[i] if names is not None else None
+        rows.append(f"{smi} {name}" if name is not None and not (isinstance(name, float) and np.isnan(name)) else str(smi))
+    text = "\n".join(rows) + ("\n" if rows else "")
+    if gz:
+        with gzip.open(path, "wt", encoding="utf-8") as fh:
+            fh.write(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+
+
+# --------------------------------------------------------------------------------------------
+# named datasets
+
+
+MOSES_PACKAGE = "molsets==0.3.1"
+"""The PyPI package whose wheel carries the MOSES splits (MIT licence)."""
+MOSES_FILES = {
+    # file in the wheel -> (local name, SHA-256, size in bytes)
+    "moses/dataset/data/train.csv.gz": (
+        "moses_train.csv.gz", "786f0313aa6b9ba5514df685f885742a70ea8d86f1a4fa48115f7f80a634265c", 10238967),
+    "moses/dataset/data/test.csv.gz": (
+        "moses_test.csv.gz", "f896fbf3764f88d94670b9959e5872c600c12152a18233823e820761b7a791b2", 1367572),
+    "moses/dataset/data/test_scaffolds.csv.gz": (
+        "moses_test_scaffolds.csv.gz", "adffb2192c1bfe31ab0e13154d4af19a37dc18bdbf3cd7b4491e04405128adde", 1274114),
+}
+ZINC250K_URL = (
+    "https://raw.githubusercontent.com/aspuru-guzik-group/chemical_vae/"
+    "37b9f96470d4471c0593cffefa448e0a8a184ef6/models/zinc_properties/250k_rndm_zinc_drugs_clean_3.csv"
+)
+"""The ZINC-250k CSV of the chemical VAE literature (Gomez-Bombarelli et al. 2018). Env override: MOLVAE_ZINC250K_URL."""
+ZINC250K_FILE = "zinc250k.csv"
+ZINC250K_ROWS = 249_455
+ZINC250K_SHA256: str | None = "35e3f1a52b1badc0697e373d73a18ad773f415936ff992f4c6baa2e067b3e6ae"
+"""SHA-256 of the file's bytes (22,606,589 bytes), as recorded independently by several projects that
+pin this file; the download is also checked for its ``smiles`` column and row count."""
+
+DATASETS = {
+    "moses-train": ("moses", "moses_train.csv.gz"),
+    "moses-test": ("moses", "moses_test.csv.gz"),
+    "moses-test-scaffolds": ("moses", "moses_test_scaffolds.csv.gz"),
+    "zinc250k": ("zinc250k", ZINC250K_FILE),
+}
+"""Named dataset -> (download group, file name in the cache directory)."""
+
+
+def _cache_dir(cache_dir: str | Path | None) -> Path:
+    if cache_dir is not None:
+        return Path(cache_dir)
+    env = os.environ.get("MOLVAE_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "molvae"
+
+
+def named_dataset(name: str, cache_dir: str | Path | None = None, download: bool = True) -> Path:
+    """Path of a named dataset file in the cache (``$MOLVAE_CACHE`` or ``~/.cache/molvae``), fetched if missing.
+
+    Names: ``moses-train``, ``moses-test``, ``moses-test-scaffolds``, ``zinc250k``.
+    """
+    if name not in DATASETS:
+        raise DataError(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)}")
+    group, fname = DATASETS[name]
+    path = _cache_dir(cache_dir) / fname
+    if path.exists():
+        return path
+    if not download:
+        raise DataError(f"dataset {name!r} is not in {path.parent}; fetch it with `molvae data get {group} {path.parent}`")
+    download_dataset(group, path.parent)
+    return path
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _atomic_write_from(stream, dest: Path, progress: bool = False, total: int | None = None, desc: str = "") -> None:
+    """Copy a binary stream to ``dest`` through a temporary file in the same folder, then rename."""
+    from tqdm.auto import tqdm
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    try:
+        with os.fdopen(fd, "wb") as out, tqdm(total=total, unit="B", unit_scale=True, desc=desc,
+                                               disable=not progress, leave=False) as bar:
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                out.write(block)
+                bar.update(len(block))
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a dataset file is ordinary data
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _check_file(path: Path, sha256: str | None, size: int | None = None) -> None:
+    """Raise DataError (and delete the file) when it does not match its recorded checksum."""
+    if sha256 is None:
+        return
+    got = _sha256(path)
+    if got != sha256:
+        path.unlink(missing_ok=True)
+        raise DataError(f"{path}: checksum mismatch (SHA-256 {got[:16]}..., expected {sha256[:16]}...); the file was removed")
+
+
+def _pip_download(package: str, dest: Path, pip_args: Sequence[str]) -> Path:
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", package, "-d", str(dest), *pip_args]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        last = (proc.stderr.strip() or proc.stdout.strip() or "no output").splitlines()[-1]
+        raise DataError(f"`{' '.join(shlex.quote(c) for c in cmd[2:])}` failed: {last}")
+    wheels = sorted(dest.glob("*.whl"))
+    if not wheels:
+        raise DataError(f"pip download of {package} produced no wheel in {dest}")
+    return wheels[0]
+
+
+def _get_moses(dest: Path, *, wheel: str | Path | None, pip_args: Sequence[str], checksums: dict | None,
+               force: bool, progress: bool) -> list[Path]:
+    files = MOSES_FILES if checksums is None else {k: (v[0], checksums.get(v[0], v[1]), v[2]) for k, v in MOSES_FILES.items()}
+    targets = [dest / local for local, _, _ in files.values()]
+    if not force and all(_cached_ok(p, sha) for p, (_, sha, _) in zip(targets, files.values())):
+        return targets
+    wheel = wheel or os.environ.get("MOLVAE_MOSES_WHEEL") or None
+    pip_args = list(pip_args) + shlex.split(os.environ.get("MOLVAE_PIP_ARGS", ""))
+    with tempfile.TemporaryDirectory(prefix="molvae-moses-") as tmp:
+        if wheel is None:
+            if progress:
+                print(f"downloading {MOSES_PACKAGE} with pip ...", file=sys.stderr)
+            wheel_path = _pip_download(MOSES_PACKAGE, Path(tmp), pip_args)
+        elif str(wheel).startswith(("http://", "https://", "file://")):
+            wheel_path = Path(tmp) / "molsets.whl"
+            _fetch_url(str(wheel), wheel_path, progress=progress)
+        else:
+            wheel_path = Path(wheel)
+            if not wheel_path.exists():
+                raise DataError(f"{wheel_path}: wheel not found")
+        try:
+            with zipfile.ZipFile(wheel_path) as zf:
+                names = set(zf.namelist())
+                for member, (local, sha, _) in files.items():
+                    if member not in names:
+                        raise DataError(f"{wheel_path}: {member} not found in the wheel")
+                    with zf.open(member) as src:
+                        _atomic_write_from(src, dest / local)
+                    _check_file(dest / local, sha)
+        except zipfile.BadZipFile:
+            raise DataError(f"{wheel_path}: not a wheel (zip) file") from None
+    return targets
+
+
+def _cached_ok(path: Path, sha: str | None) -> bool:
+    return path.exists() and (sha is None or _sha256(path) == sha)
+
+
+def _fetch_url(url: str, dest: Path, progress: bool = False, timeout: float = 60.0) -> None:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            total = resp.headers.get("Content-Length")
+            _atomic_write_from(resp, dest, progress=progress, total=int(total) if total else None, desc=dest.name)
+    except urllib.error.HTTPError as exc:
+        raise DataError(f"could not download {url}: HTTP {exc.code} {exc.reason}") from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise DataError(f"could not download {url}: {reason} (check the network, or set MOLVAE_ZINC250K_URL)") from None
+
+
+def _check_zinc(path: Path, expected_rows: int | None) -> None:
+    """Check the ZINC-250k CSV's columns and row count; remove it and raise DataError if wrong."""
+    try:
+        with open(path, encoding="utf-8", newline="") as fh:
+            reader = csv.reader(fh)
+            header = next(reader, None)
+            rows = sum(1 for r in reader if r)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        header, rows = None, f"unreadable ({exc})"
+    problem = None
+    if not header or "smiles" not in [h.strip() for h in header]:
+        problem = f"no 'smiles' column (header: {header})"
+    elif expected_rows is not None and rows != expected_rows:
+        problem = f"{rows} rows, expected {expected_rows}"
+    if problem:
+        path.unlink(missing_ok=True)
+        raise DataError(f"{path}: not the ZINC-250k CSV: {problem}; the file was removed")
+
+
+def _get_zinc(dest: Path, *, url: str | None, sha256: str | None, expected_rows: int | None, force: bool,
+              progress: bool) -> list[Path]:
+    target = dest / ZINC250K_FILE
+    if not force and _cached_ok(target, sha256):
+        return [target]
+    url = url or os.environ.get("MOLVAE_ZINC250K_URL") or ZINC250K_URL
+    if progress:
+        print(f"downloading {url} ...", file=sys.stderr)
+    _fetch_url(url, target, progress=progress)
+    _check_file(target, sha256)
+    _check_zinc(target, expected_rows)
+    return [target]
+
+
+def download_dataset(
+    name: str,
+    dest_dir: str | Path,
+    *,
+    force: bool = False,
+    progress: bool = False,
+    url: str | None = None,
+    wheel: str | Path | None = None,
+    pip_args: Sequence[str] = (),
+    checksums: dict[str, str] | None = None,
+    expected_rows: int | None = None,
+) -> list[Path]:
+    """Download a public dataset into ``dest_dir``, check it, and return the file paths.
+
+    ``moses``: ``moses_train.csv.gz``, ``moses_test.csv.gz``, ``moses_test_scaffolds.csv.gz``
+    taken from the ``molsets`` 0.3.1 wheel, fetched with ``pip download`` (extra ``pip_args`` or
+    ``$MOLVAE_PIP_ARGS`` pick an index or mirror; ``wheel`` or ``$MOLVAE_MOSES_WHEEL`` use a local
+    wheel or URL instead) and checked against recorded SHA-256 sums (``checksums`` overrides
+    them, by local file name). ``zinc250k``: ``zinc250k.csv`` from :data:`ZINC250K_URL` (or
+    ``url`` / ``$MOLVAE_ZINC250K_URL``), checked by SHA-256, columns and row count
+    (``expected_rows``, default :data:`ZINC250K_ROWS`).
+    Files are written atomically; files already present and intact are not fetched again
+    unless ``force``; a file that fails its check is removed.
+
+    :raises DataError: unknown name, network or pip failure, checksum mismatch.
+    """
+    dest = Path(dest_dir)
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"{dest}: cannot create directory: {exc.strerror or exc}") from None
+    if name == "moses":
+        return _get_moses(dest, wheel=wheel, pip_args=pip_args, checksums=checksums, force=force, progress=progress)
+    if name == "zinc250k":
+        sha = (checksums or {}).get(ZINC250K_FILE, ZINC250K_SHA256)
+        rows = ZINC250K_ROWS if expected_rows is None else expected_rows
+        return _get_zinc(dest, url=url, sha256=sha, expected_rows=rows, force=force, progress=progress)
+    raise DataError(f"unknown dataset {name!r}; expected moses or zinc250k")

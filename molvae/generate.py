@@ -1,0 +1,118 @@
+"""Decoding latent points into molecules, with CPU post-processing overlapped with device decoding.
+
+The device decodes batch ``i+1`` while a pool of worker processes turns batch ``i`` from SELFIES into
+RDKit-validated canonical SMILES. A generated molecule that fails is data (``None``), not an error.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from concurrent.futures import Executor, ProcessPoolExecutor
+from multiprocessing import get_context
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from molvae.vocab import Vocab, selfies_to_smiles
+
+__all__ = ["postprocess", "decode_latents", "prior_latents", "slerp", "lerp"]
+
+# Below this many molecules a worker pool costs more than it saves.
+_POOL_THRESHOLD = 4096
+
+
+def postprocess(selfies: list[str], stereo: bool = True) -> list[str | None]:
+    """SELFIES -> SMILES -> RDKit sanitization -> canonical SMILES; ``None`` for empty or invalid."""
+    from molvae.chem import parse_smiles, to_canonical
+
+    out: list[str | None] = []
+    for s in selfies:
+        smi = selfies_to_smiles(s) if s else ""
+        mol, _ = parse_smiles(smi) if smi else (None, None)
+        out.append(to_canonical(mol, stereo=stereo) if mol is not None else None)
+    return out
+
+
+def _pool(n_workers: int) -> Executor:
+    return ProcessPoolExecutor(max_workers=n_workers, mp_context=get_context("forkserver"))
+
+
+def prior_latents(n: int, latent_dim: int, seed: int | None, batch_size: int) -> Iterator[torch.Tensor]:
+    """Standard-normal latent points in batches, reproducible from ``seed``."""
+    gen = torch.Generator().manual_seed(seed if seed is not None else int(torch.seed() % 2**31))
+    for start in range(0, n, batch_size):
+        yield torch.randn(min(batch_size, n - start), latent_dim, generator=gen)
+
+
+def decode_latents(
+    net: torch.nn.Module,
+    vocab: Vocab,
+    batches: Iterator[torch.Tensor],
+    *,
+    max_len: int,
+    device: torch.device,
+    temperature: float = 0.0,
+    seed: int | None = None,
+    stereo: bool = True,
+    n_workers: int | None = None,
+    total: int | None = None,
+    progress: bool = False,
+) -> tuple[list[str | None], list[str]]:
+    """Decode batches of latent points; return canonical SMILES (``None`` = invalid) and raw SELFIES.
+
+    ``n_workers`` processes post-process in parallel with decoding (default: all cores, or none for
+    small jobs). Results keep the order of the input latent points.
+    """
+    from tqdm.auto import tqdm
+
+    if n_workers is None:
+        n_workers = (os.cpu_count() or 1) if (total or 0) >= _POOL_THRESHOLD else 0
+    gen = None
+    if temperature and temperature > 0:
+        gen = torch.Generator(device=device).manual_seed(seed if seed is not None else int(torch.seed() % 2**31))
+    net.eval()
+    first_allowed = torch.tensor(vocab.starts_molecule(), dtype=torch.bool, device=device)
+    pool = _pool(n_workers) if n_workers > 0 else None
+    pending, selfies_all = [], []
+    bar = tqdm(total=total, disable=not progress, desc="decoding", unit="mol")
+    try:
+        for z in batches:
+            z = z.to(device=device, dtype=torch.float32)
+            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                ids = net.generate(z, max_len=max_len, temperature=temperature, generator=gen,
+                                   first_allowed=first_allowed)
+            selfies = [vocab.decode(row) for row in ids.cpu().tolist()]
+            selfies_all.extend(selfies)
+            if pool is None:
+                pending.append(postprocess(selfies, stereo))
+            else:  # split so every worker gets a share of this batch while the device moves on
+                step = max(1, math.ceil(len(selfies) / n_workers))
+                pending.extend(pool.submit(postprocess, selfies[i:i + step], stereo)
+                               for i in range(0, len(selfies), step))
+            bar.update(len(selfies))
+        smiles: list[str | None] = []
+        for item in pending:
+            smiles.extend(item if isinstance(item, list) else item.result())
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    return smiles, selfies_all
+
+
+def lerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Linear interpolation between two latent vectors at fractions ``t`` -> ``(len(t), Z)``."""
+    return a[None, :] + t[:, None] * (b - a)[None, :]
+
+
+def slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Spherical interpolation (keeps points at a typical prior radius); falls back to linear if parallel."""
+    na, nb = np.linalg.norm(a), np.linalg.norm(b)
+    cos = float(np.clip(np.dot(a, b) / max(na * nb, 1e-12), -1.0, 1.0))
+    omega = math.acos(cos)
+    if omega < 1e-6:
+        return lerp(a, b, t)
+    so = math.sin(omega)
+    return (np.sin((1 - t) * omega)[:, None] * a[None, :] + np.sin(t * omega)[:, None] * b[None, :]) / so

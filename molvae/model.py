@@ -1,0 +1,322 @@
+"""The VAE network and the one config dataclass that sizes and schedules it.
+
+Shapes: token ids ``(B, T)`` -> embedding ``(B, T, E)`` -> bidirectional GRU -> ``mu, logvar (B, Z)``
+-> ``z (B, Z)`` -> GRU decoder (z sets the initial hidden state and is concatenated to every input)
+-> logits ``(B, T+1, V)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence
+
+from molvae.errors import ConfigError
+
+__all__ = ["ModelConfig", "VAE", "kl_weight", "load_config_file", "PRESETS"]
+
+
+@dataclass
+class ModelConfig:
+    """Every size, schedule and data option of a model; saved as ``config.json`` beside the weights."""
+
+    # --- data ---
+    max_len: int = 100  # SELFIES tokens; longer molecules are rejected (and written to rejects.csv)
+    stereo: bool = True  # keep stereochemistry in canonical SMILES
+    largest_fragment: bool = False  # reduce salts/mixtures to their largest fragment
+    val_fraction: float = 0.05  # held out for validation, split deterministically by `seed`
+    # --- network ---
+    embed_dim: int = 64
+    enc_hidden: int = 256  # per direction (the encoder is bidirectional)
+    enc_layers: int = 1
+    latent_dim: int = 128
+    dec_hidden: int = 512
+    dec_layers: int = 3
+    dropout: float = 0.0  # between stacked GRU layers
+    # --- loss and posterior-collapse defences ---
+    beta: float = 0.5  # final KL weight
+    kl_schedule: str = "linear"  # linear | cyclical | constant
+    kl_warmup_epochs: float = 3.0  # linear: epochs to ramp beta from 0; cyclical: ramp part of each cycle
+    kl_cycles: int = 4  # cyclical: number of cycles over the run
+    free_bits: float = 0.0  # nats per latent dim below which KL is not penalized (0 = off)
+    word_dropout: float = 0.0  # probability of hiding a decoder input token (0 = off)
+    # --- optimization ---
+    epochs: int = 20
+    batch_size: int = 256
+    lr: float = 1e-3
+    lr_schedule: str = "cosine"  # cosine | constant (both after a short linear warm-up)
+    warmup_steps: int = 200
+    weight_decay: float = 0.0
+    grad_clip: float = 5.0
+    early_stopping_patience: int = 5  # epochs without a better validation loss (0 = never stop early)
+    keep_best: bool = True  # end with the weights of the best validation epoch (False: the last epoch's)
+    checkpoint_every: int = 500  # steps between mid-epoch checkpoints (also written at every epoch end)
+    seed: int = 0
+    # --- per-epoch evaluation ---
+    n_prior_samples: int = 300  # prior samples for validity/uniqueness after each epoch
+    n_val_reconstruct: int = 500  # validation molecules reconstructed greedily after each epoch
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` for values that cannot work."""
+        positive = ["max_len", "embed_dim", "enc_hidden", "enc_layers", "latent_dim", "dec_hidden",
+                    "dec_layers", "epochs", "batch_size", "checkpoint_every"]
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ConfigError(f"config {name} must be a positive integer, got {value!r}")
+        if self.kl_schedule not in ("linear", "cyclical", "constant"):
+            raise ConfigError(f"config kl_schedule must be linear, cyclical or constant, got {self.kl_schedule!r}")
+        if self.lr_schedule not in ("cosine", "constant"):
+            raise ConfigError(f"config lr_schedule must be cosine or constant, got {self.lr_schedule!r}")
+        for name in ("val_fraction", "word_dropout", "dropout"):
+            if not 0.0 <= float(getattr(self, name)) < 1.0:
+                raise ConfigError(f"config {name} must be in [0, 1), got {getattr(self, name)!r}")
+        if self.beta < 0 or self.free_bits < 0 or self.lr <= 0:
+            raise ConfigError("config beta and free_bits must be >= 0 and lr > 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "config") -> "ModelConfig":
+        """Build from a mapping; unknown keys and wrong types are errors that name the key."""
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise ConfigError(f"{source}: unknown config key {unknown[0]!r}; known keys: {', '.join(known)}")
+        kwargs = {}
+        for key, value in data.items():
+            default = known[key].default
+            if isinstance(default, bool):
+                if not isinstance(value, bool):
+                    raise ConfigError(f"{source}: {key} must be true or false, got {value!r}")
+            elif isinstance(default, int):
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise ConfigError(f"{source}: {key} must be an integer, got {value!r}")
+            elif isinstance(default, float):
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise ConfigError(f"{source}: {key} must be a number, got {value!r}")
+                value = float(value)
+            elif isinstance(default, str) and not isinstance(value, str):
+                raise ConfigError(f"{source}: {key} must be a string, got {value!r}")
+            kwargs[key] = value
+        return cls(**kwargs)
+
+    def replace(self, **changes: Any) -> "ModelConfig":
+        """A copy with some fields changed (validated like a config file)."""
+        return ModelConfig.from_dict({**self.to_dict(), **changes}, source="options")
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ModelConfig":
+        return cls.from_dict(_read_mapping(Path(path)), source=str(path))
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # The MOSES VAE's size (GRU encoder 256, decoder 3x512, latent 128): the default.
+    "default": {},
+    # Small enough to train on a laptop CPU in minutes (the quick start).
+    "small": {"embed_dim": 48, "enc_hidden": 128, "latent_dim": 64, "dec_hidden": 256, "dec_layers": 2},
+    # Seconds-scale model for tests.
+    "tiny": {"embed_dim": 16, "enc_hidden": 32, "latent_dim": 16, "dec_hidden": 64, "dec_layers": 1,
+             "batch_size": 32, "warmup_steps": 10, "n_prior_samples": 50, "n_val_reconstruct": 50},
+}
+"""Named starting points for :class:`ModelConfig`; a config file or options override them."""
+
+
+def _read_mapping(path: Path) -> dict[str, Any]:
+    """Read a JSON, TOML or YAML file into a dict (no code is executed)."""
+    if not path.exists():
+        raise ConfigError(f"{path}: config file not found")
+    text = path.read_text()
+    try:
+        if path.suffix == ".json":
+            data = json.loads(text)
+        elif path.suffix == ".toml":
+            import tomllib
+
+            data = tomllib.loads(text)
+        elif path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text)
+        else:
+            raise ConfigError(f"{path}: config must be .json, .toml, .yaml or .yml")
+    except ConfigError:
+        raise
+    except Exception as exc:  # parser errors carry line numbers in their message
+        raise ConfigError(f"{path}: cannot parse config: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: config must be a mapping of key = value")
+    return data
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Keys of a TOML/YAML/JSON config file, checked against :class:`ModelConfig` (a ``preset`` key is allowed)."""
+    data = _read_mapping(Path(path))
+    preset = data.pop("preset", None)
+    if preset is not None and preset not in PRESETS:
+        raise ConfigError(f"{path}: unknown preset {preset!r}; known: {', '.join(PRESETS)}")
+    merged = {**PRESETS.get(preset or "default", {}), **data}
+    ModelConfig.from_dict(merged, source=str(path))  # validate now, with the file's name in errors
+    return merged
+
+
+def kl_weight(step: int, steps_per_epoch: int, config: ModelConfig) -> float:
+    """The KL weight beta at a training step: a pure function of the step, like a learning-rate schedule."""
+    if config.kl_schedule == "constant":
+        return config.beta
+    epoch = step / max(1, steps_per_epoch)
+    if config.kl_schedule == "linear":
+        if config.kl_warmup_epochs <= 0:
+            return config.beta
+        return config.beta * min(1.0, epoch / config.kl_warmup_epochs)
+    # cyclical (Fu et al. 2019): ramp over the first half of each cycle, then hold
+    cycle_len = config.epochs / max(1, config.kl_cycles)
+    pos = (epoch % cycle_len) / cycle_len
+    return config.beta * min(1.0, pos / 0.5)
+
+
+def lr_factor(step: int, total_steps: int, config: ModelConfig) -> float:
+    """Learning-rate multiplier: linear warm-up, then cosine decay to 10% (or constant)."""
+    if step < config.warmup_steps:
+        return (step + 1) / config.warmup_steps
+    if config.lr_schedule == "constant":
+        return 1.0
+    progress = min(1.0, (step - config.warmup_steps) / max(1, total_steps - config.warmup_steps))
+    return 0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+class VAE(nn.Module):
+    """Bidirectional-GRU encoder, Gaussian posterior, GRU decoder conditioned on z at every step."""
+
+    def __init__(self, config: ModelConfig, vocab_size: int, pad_id: int = 0, bos_id: int = 1, eos_id: int = 2):
+        super().__init__()
+        self.config = config
+        self.vocab_size, self.pad_id, self.bos_id, self.eos_id = vocab_size, pad_id, bos_id, eos_id
+        c = config
+        self.embed = nn.Embedding(vocab_size, c.embed_dim, padding_idx=pad_id)
+        self.encoder = nn.GRU(c.embed_dim, c.enc_hidden, c.enc_layers, batch_first=True, bidirectional=True,
+                              dropout=c.dropout if c.enc_layers > 1 else 0.0)
+        self.to_mu = nn.Linear(2 * c.enc_hidden, c.latent_dim)
+        self.to_logvar = nn.Linear(2 * c.enc_hidden, c.latent_dim)
+        self.latent_to_hidden = nn.Linear(c.latent_dim, c.dec_layers * c.dec_hidden)
+        self.decoder = nn.GRU(c.embed_dim + c.latent_dim, c.dec_hidden, c.dec_layers, batch_first=True,
+                              dropout=c.dropout if c.dec_layers > 1 else 0.0)
+        self.output = nn.Linear(c.dec_hidden, vocab_size)
+
+    # --- encoder ---
+    def encode(self, tokens: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior parameters ``(mu, logvar)``, each ``(B, Z)``, for padded token ids ``(B, T)``."""
+        emb = self.embed(tokens)
+        packed = pack_padded_sequence(emb, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
+        _, h = self.encoder(packed)  # (layers*2, B, H)
+        h = torch.cat([h[-2], h[-1]], dim=-1)  # last layer, both directions
+        return self.to_mu(h), self.to_logvar(h).clamp(-12.0, 8.0)
+
+    @staticmethod
+    def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        eps = torch.randn(mu.shape, device=mu.device, dtype=mu.dtype, generator=generator)
+        return mu + eps * torch.exp(0.5 * logvar)
+
+    # --- decoder ---
+    def initial_hidden(self, z: torch.Tensor) -> torch.Tensor:
+        c = self.config
+        h = torch.tanh(self.latent_to_hidden(z))
+        return h.view(z.shape[0], c.dec_layers, c.dec_hidden).transpose(0, 1).contiguous()
+
+    def decode_teacher_forced(self, z: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, T, V)`` for decoder inputs ``(B, T)`` (``<bos>`` + tokens), teacher forcing."""
+        emb = self.embed(inputs)
+        zs = z.unsqueeze(1).expand(-1, inputs.shape[1], -1)
+        out, _ = self.decoder(torch.cat([emb, zs.to(emb.dtype)], dim=-1), self.initial_hidden(z))
+        return self.output(out)
+
+    def decode_step(self, z: torch.Tensor, token: torch.Tensor, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One autoregressive step: logits ``(B, V)`` and the new hidden state."""
+        x = torch.cat([self.embed(token), z], dim=-1).unsqueeze(1)
+        out, hidden = self.decoder(x, hidden)
+        return self.output(out.squeeze(1)), hidden
+
+    @torch.no_grad()
+    def generate(self, z: torch.Tensor, max_len: int, temperature: float = 0.0,
+                 generator: torch.Generator | None = None, first_allowed: torch.Tensor | None = None) -> torch.Tensor:
+        """Decode latent points ``(B, Z)`` to token ids ``(B, <=max_len+1)``; greedy when temperature is 0.
+
+        ``<pad>`` and ``<bos>`` are never emitted; ``first_allowed`` (bool ``(V,)``) restricts the first
+        token (to atoms, so no decoding is empty). Stops as soon as every sequence has emitted ``<eos>``;
+        positions after it are ``<pad>``.
+        """
+        b = z.shape[0]
+        never = torch.zeros(self.vocab_size, dtype=torch.bool, device=z.device)
+        never[[self.pad_id, self.bos_id]] = True
+        first_never = never | (~first_allowed.to(z.device) if first_allowed is not None else never)
+        hidden = self.initial_hidden(z)
+        token = torch.full((b,), self.bos_id, dtype=torch.long, device=z.device)
+        done = torch.zeros(b, dtype=torch.bool, device=z.device)
+        out = []
+        for t in range(max_len + 1):
+            logits, hidden = self.decode_step(z, token, hidden)
+            if t == max_len:  # out of room: end here
+                logits = torch.full_like(logits, float("-inf"))
+                logits[:, self.eos_id] = 0.0
+            logits = logits.masked_fill(first_never if t == 0 else never, float("-inf"))
+            if temperature and temperature > 0:
+                probs = torch.softmax(logits.float() / temperature, dim=-1)
+                token = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+            else:
+                token = logits.argmax(dim=-1)
+            token = token.masked_fill(done, self.pad_id)
+            out.append(token)
+            done |= token == self.eos_id
+            if bool(done.all()):
+                break
+        return torch.stack(out, dim=1)
+
+    # --- loss ---
+    def loss(self, tokens: torch.Tensor, lengths: torch.Tensor, beta: float,
+             generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """Negative ELBO terms, per molecule, averaged over the batch.
+
+        ``recon`` is the summed token cross-entropy, ``kl`` the analytic KL to N(0, I);
+        ``loss = recon + beta * max(kl_d, free_bits)`` summed over dims.
+        """
+        c = self.config
+        mu, logvar = self.encode(tokens, lengths)
+        z = self.reparameterize(mu, logvar, generator)
+        b = tokens.shape[0]
+        bos = torch.full((b, 1), self.bos_id, dtype=tokens.dtype, device=tokens.device)
+        inputs = torch.cat([bos, tokens], dim=1)
+        targets = torch.cat([tokens, torch.full_like(bos, self.pad_id)], dim=1)
+        targets.scatter_(1, lengths.view(-1, 1), self.eos_id)
+        if self.training and c.word_dropout > 0:
+            drop = torch.rand(inputs.shape, device=inputs.device, generator=generator) < c.word_dropout
+            drop[:, 0] = False
+            inputs = inputs.masked_fill(drop, self.pad_id)
+        logits = self.decode_teacher_forced(z, inputs)
+        ce = F.cross_entropy(logits.float().reshape(-1, self.vocab_size), targets.reshape(-1),
+                             ignore_index=self.pad_id, reduction="sum")
+        recon = ce / b
+        kl_dims = 0.5 * (mu.float().pow(2) + logvar.float().exp() - 1.0 - logvar.float()).mean(0)  # (Z,)
+        kl = kl_dims.sum()
+        kl_penalized = kl_dims.clamp(min=c.free_bits).sum() if c.free_bits > 0 else kl
+        with torch.no_grad():
+            mask = targets != self.pad_id
+            correct = (logits.argmax(-1) == targets) & mask
+            token_acc = correct.sum().float() / mask.sum().clamp(min=1)
+            exact = (correct | ~mask).all(dim=1).float().mean()
+        return {"loss": recon + beta * kl_penalized, "recon": recon, "kl": kl, "mu": mu,
+                "token_acc": token_acc, "exact_tf": exact}

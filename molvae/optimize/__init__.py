@@ -1,0 +1,43 @@
+"""Latent-space optimization under an oracle budget, on one machine or many.
+
+    >>> from molvae.optimize import optimize
+    >>> result = optimize("runs/zinc", "qed", budget=1000, out="runs/qed")
+    >>> result.best(10)                     # every scored molecule is in result.df, in call order
+
+Modules: :mod:`~molvae.optimize.oracle` (the budgeted, cached, logged oracle shared through the
+study's database), :mod:`~molvae.optimize.storage` (storage URLs), :mod:`~molvae.optimize.latent`
+(prior bounds, encoding and decoding), :mod:`~molvae.optimize.base` (points -> scored molecules),
+one module per strategy (:mod:`~molvae.optimize.population`, :mod:`~molvae.optimize.samplers`,
+:mod:`~molvae.optimize.gradient`), :mod:`~molvae.optimize.runner` (``optimize``) and
+:mod:`~molvae.optimize.plots`. Heavy modules load on first use, so the CLI's help stays quick.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+__all__ = ["optimize", "OptimizationResult", "Oracle", "Answer", "StorageError", "METHODS", "DEFAULT_METHOD"]
+
+METHODS = ("population", "tpe", "cmaes", "gp", "random", "nsga2", "gradient")
+"""Strategies by name: ``population`` (latent GA, :mod:`~molvae.optimize.population`), optuna
+samplers over z (``tpe``, ``cmaes``, ``gp``, ``random``; ``nsga2`` for several objectives,
+:mod:`~molvae.optimize.samplers`) and ``gradient`` (surrogate ascent, :mod:`~molvae.optimize.gradient`)."""
+
+DEFAULT_METHOD = "population"
+"""Chosen by ``scripts/bench_optimize.py`` (see BENCHMARKS.md)."""
+
+if TYPE_CHECKING:  # pragma: no cover
+    from molvae.optimize.oracle import Answer, Oracle
+    from molvae.optimize.runner import OptimizationResult, optimize
+    from molvae.optimize.storage import StorageError
+
+_LAZY = {"optimize": "runner", "OptimizationResult": "runner", "Oracle": "oracle", "Answer": "oracle",
+         "StorageError": "storage"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"molvae.optimize.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'molvae.optimize' has no attribute {name!r}")

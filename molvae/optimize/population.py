@@ -1,0 +1,82 @@
+"""A population search in latent space: a genetic algorithm whose individuals are molecules.
+
+The population is the best molecules scored so far in the study (by this worker, earlier runs or
+other workers: the oracle's log is shared, so workers form an island model for free). Each
+generation picks parents by rank, encodes them, makes children by latent crossover (uniform mask
+or interpolation) and Gaussian mutation, decodes each child several times (greedy plus sampled
+decodings: several nearby molecules per point, only new ones are paid for) and scores them.
+
+Mutation sizes are chosen by a small bandit over a ladder of step sizes, rewarded when a child
+enters the population, so the search moves from exploration to refinement on its own. Encoding the
+parents (rather than keeping the points that produced them) keeps every individual on the part of
+latent space the encoder maps molecules to, where the decoder is reliable.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from molvae.optimize.base import Search
+
+__all__ = ["run_population"]
+
+SIGMAS = np.array([0.1, 0.2, 0.35, 0.5, 0.75, 1.0])  # mutation step sizes, in prior standard deviations
+
+
+def run_population(search: Search, *, population: int = 100, children: int = 50, n_init: int = 100,
+                   crossover: float = 0.5, immigrants: float = 0.05) -> None:
+    """Evolve until the search says stop (see the module docstring).
+
+    ``population``: how many of the best molecules breed; ``children``: latent points per
+    generation; ``n_init``: prior points decoded first when the study has fewer molecules than
+    ``population``; ``crossover``: share of children with two parents; ``immigrants``: share of
+    children drawn fresh from the prior (diversity).
+    """
+    space, rng = search.space, search.rng
+    known = search.oracle.top(population)
+    if len(known) < population and not search.should_stop():
+        search.evaluate(space.prior(n_init))
+    succ = np.ones(len(SIGMAS))  # bandit over step sizes: Beta(successes + 1, failures + 1),
+    fail = np.ones(len(SIGMAS))  # discounted so that it follows the search as it narrows
+    while not search.should_stop():
+        pool = search.oracle.top(population)  # (smiles, score), best first, shared across workers
+        if not pool:
+            search.evaluate(space.prior(children))
+            continue
+        smiles = [s for s, _ in pool]
+        z_pool = space.encode(smiles)
+        ok = ~np.isnan(z_pool).any(axis=1)
+        if not ok.any():
+            search.evaluate(space.prior(children))
+            continue
+        z_pool = z_pool[ok]
+        n = len(z_pool)
+        # rank weights (pool is sorted best first): 1 / (k n + rank), k = 0.05 as in weighted retraining
+        weights = 1.0 / (0.05 * n + np.arange(n))
+        weights /= weights.sum()
+        a = rng.choice(n, size=children, p=weights)
+        b = rng.choice(n, size=children, p=weights)
+        z = z_pool[a].copy()
+        cross = rng.random(children) < crossover
+        uniform = rng.random(children) < 0.5
+        mask = rng.random((children, space.dim)) < 0.5
+        t = rng.random((children, 1))
+        mixed_uniform = np.where(mask, z_pool[a], z_pool[b])
+        mixed_line = z_pool[a] + t * (z_pool[b] - z_pool[a])
+        z[cross & uniform] = mixed_uniform[cross & uniform]
+        z[cross & ~uniform] = mixed_line[cross & ~uniform]
+        arm = rng.beta(succ, fail, size=(children, len(SIGMAS))).argmax(axis=1)  # Thompson sampling
+        z = z + SIGMAS[arm, None] * rng.standard_normal(z.shape)
+        fresh = rng.random(children) < immigrants
+        if fresh.any():
+            z[fresh] = space.prior(int(fresh.sum()))
+        threshold = pool[-1][1] if len(pool) >= population else -np.inf
+        points = search.evaluate(z)
+        succ, fail = 1 + 0.95 * (succ - 1), 1 + 0.95 * (fail - 1)
+        for k, point in enumerate(points):
+            if fresh[k]:
+                continue
+            improved = any(ans.status == "new" and ans.score is not None and ans.score > threshold
+                           for ans in point.answers)
+            succ[arm[k]] += improved
+            fail[arm[k]] += not improved

@@ -1,0 +1,121 @@
+"""Optuna samplers over the latent vector: TPE, CMA-ES, GP, random, and NSGA-II for several objectives.
+
+Each latent coordinate is an optuna parameter ``u{i}`` in the unit cube (``u = Phi(z)``, see
+:mod:`molvae.optimize.latent`), bounded to ``|z_i| <= bound``, so the samplers' uniform priors are
+the VAE's prior. Seed molecules, when given, are enqueued as the first trials (and CMA-ES starts
+from the best of them with a small step size: a trust region around a good point). Trials are asked
+and told in batches, so decoding runs batched; a trial's value is the best score among the
+molecules its point decodes to, or a finite penalty when none could be scored.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+
+from molvae.errors import ConfigError
+from molvae.optimize.base import Search
+
+__all__ = ["SAMPLERS", "make_sampler", "run_sampler"]
+
+SAMPLERS = ("tpe", "cmaes", "gp", "random", "nsga2")
+
+# Points asked per batch: TPE/GP learn from each answer, random/NSGA-II need no feedback inside a batch.
+_BATCH = {"tpe": 16, "cmaes": 0, "gp": 4, "random": 64, "nsga2": 50}
+_GP_WINDOW = 300  # GP fits on the best and most recent trials only (exact GPs are cubic in trials)
+
+
+def _windowed_gp(seed: int) -> Any:
+    """optuna's GPSampler fitted on at most ``_GP_WINDOW`` trials: the best half and the latest half."""
+    import optuna
+    from optuna.samplers import GPSampler
+    from optuna.trial import TrialState
+
+    class WindowedGPSampler(GPSampler):
+        def _sample_relative_impl(self, study, completed_trials, running_trials, search_space):  # type: ignore[override]
+            if len(completed_trials) > _GP_WINDOW:
+                done = [t for t in completed_trials if t.state == TrialState.COMPLETE]
+                best = sorted(done, key=lambda t: t.values[0], reverse=True)[: _GP_WINDOW // 2]
+                keep = {t.number for t in best}
+                recent = [t for t in reversed(done) if t.number not in keep][: _GP_WINDOW - len(best)]
+                completed_trials = sorted(best + recent, key=lambda t: t.number)
+            return super()._sample_relative_impl(study, completed_trials, running_trials, search_space)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return WindowedGPSampler(seed=seed, n_startup_trials=20, deterministic_objective=True)
+
+
+def make_sampler(name: str, *, seed: int, dim: int, x0: dict[str, float] | None = None,
+                 sigma0: float | None = None) -> Any:
+    """The optuna sampler called ``name`` (one of :data:`SAMPLERS`)."""
+    import optuna
+
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True,
+                                          n_startup_trials=min(100, 10 + dim))
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "gp":
+        return _windowed_gp(seed)
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=_BATCH["nsga2"])
+    if name == "cmaes":
+        try:
+            import cmaes  # noqa: F401
+        except ImportError:
+            raise ConfigError("method cmaes needs the cmaes package: pip install cmaes") from None
+        return optuna.samplers.CmaEsSampler(seed=seed, x0=x0, sigma0=sigma0, use_separable_cma=dim > 64,
+                                            warn_independent_sampling=False)
+    raise ConfigError(f"unknown sampler {name!r}; expected one of {', '.join(SAMPLERS)}")
+
+
+def _params(u: np.ndarray) -> dict[str, float]:
+    return {f"u{i}": float(v) for i, v in enumerate(u)}
+
+
+def run_sampler(search: Search, name: str, *, seed: int, seed_points: np.ndarray | None = None,
+                batch: int | None = None) -> None:
+    """Run an optuna study with sampler ``name`` until the search says stop.
+
+    ``seed_points`` (best first): encoded seed molecules, enqueued as the first trials when the
+    study is new. The study (``search.study``) already exists; other workers may be adding to it.
+    """
+    import optuna
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import TrialState
+
+    space = search.space
+    lo, hi = space.unit_bounds()
+    dists = {f"u{i}": FloatDistribution(lo, hi) for i in range(space.dim)}
+    study = search.study
+    fresh = len(study.get_trials(deepcopy=False)) == 0
+    x0 = sigma0 = None
+    if seed_points is not None and len(seed_points):
+        if fresh:
+            for z in seed_points[:10]:
+                study.enqueue_trial(_params(space.to_unit(space.project(z))), skip_if_exists=True)
+        x0, sigma0 = _params(space.to_unit(space.project(seed_points[0]))), 0.1
+    study.sampler = make_sampler(name, seed=seed, dim=space.dim, x0=x0, sigma0=sigma0)
+    if batch is None:
+        batch = _BATCH[name] or getattr(study.sampler, "_popsize", None) or 4 + int(3 * np.log(space.dim))
+    multi = search.n_objectives > 1
+    if multi != (name == "nsga2"):
+        raise ConfigError(f"method {name} is for {'several objectives' if name == 'nsga2' else 'one objective'}; "
+                          f"this run has {search.n_objectives}")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    while not search.should_stop():
+        trials = [study.ask(dists) for _ in range(batch)]
+        u = np.array([[t.params[f"u{i}"] for i in range(space.dim)] for t in trials])
+        points = search.evaluate(space.from_unit(u))
+        for trial, point in zip(trials, points):
+            if point.smiles is not None:
+                trial.set_user_attr("smiles", point.smiles)
+            if point.unscored and point.value is None:
+                study.tell(trial, state=TrialState.FAIL)  # budget ran out before its molecules were scored
+            elif multi:
+                study.tell(trial, list(search.values_of(point)))
+            else:
+                study.tell(trial, search.value_of(point))

@@ -1,0 +1,331 @@
+"""The training loop: ELBO with KL annealing, length-bucketed batches, checkpoints and exact resume.
+
+A run directory is also the model directory: ``config.json``, ``vocab.json``, ``model.safetensors``
+(best weights by validation loss), ``train_log.csv``, ``train_hashes.npy`` (novelty), ``val.smi``,
+``rejects.csv``, ``data_report.txt``, ``checkpoint.pt`` (resume state) and ``training_curves.png``.
+
+Resuming is exact: batch order is a pure function of ``(seed, epoch)``, the noise generator's state
+and the running sums of the epoch are in the checkpoint, so a resumed run logs the same losses as
+one that was never interrupted.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from molvae.errors import CheckpointError, DataError
+from molvae.io import content_hash, load_checkpoint, save_checkpoint, save_weights, smiles_hashes
+from molvae.model import VAE, ModelConfig, kl_weight, lr_factor
+from molvae.vocab import Vocab
+
+__all__ = ["train", "resolve_device", "TrainResult", "LOG_COLUMNS", "tokenize"]
+
+LOG_COLUMNS = ["epoch", "step", "lr", "beta", "train_loss", "train_recon", "train_kl", "val_loss", "val_recon",
+               "val_kl", "val_token_acc", "val_exact", "active_units", "sample_validity", "sample_uniqueness",
+               "seconds"]
+
+
+@dataclass
+class TrainResult:
+    net: VAE
+    vocab: Vocab
+    config: ModelConfig
+    history: list[dict[str, float]]
+    train_smiles: list[str]
+    val_smiles: list[str]
+    out_dir: Path | None
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``auto`` -> CUDA when a GPU is present, else CPU; ``cuda`` without a GPU is an error."""
+    from molvae.errors import ConfigError
+
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("device cuda requested but no CUDA GPU is available (use --device cpu or auto)")
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise ConfigError(f"unknown device {device!r}; expected auto, cpu or cuda") from None
+
+
+def tokenize(selfies: list[str], vocab: Vocab, max_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad token ids into ``(N, max_tokens)`` int64 and lengths ``(N,)``."""
+    rows = [vocab.encode(s, max_len=max_len) for s in selfies]
+    lengths = torch.tensor([len(r) for r in rows], dtype=torch.long)
+    width = int(lengths.max()) if len(rows) else 1
+    tokens = torch.full((len(rows), width), vocab.pad_id, dtype=torch.long)
+    for i, r in enumerate(rows):
+        tokens[i, : len(r)] = torch.tensor(r, dtype=torch.long)
+    return tokens, lengths
+
+
+def bucketed_batches(lengths: torch.Tensor, batch_size: int, seed: int, epoch: int) -> list[torch.Tensor]:
+    """Batches of similar length (little padding) in a random order that depends only on (seed, epoch)."""
+    gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    perm = torch.randperm(len(lengths), generator=gen)
+    chunk = batch_size * 50
+    batches = []
+    for start in range(0, len(perm), chunk):
+        idx = perm[start:start + chunk]
+        idx = idx[torch.argsort(lengths[idx], stable=True)]
+        batches.extend(idx[i:i + batch_size] for i in range(0, len(idx), batch_size))
+    order = torch.randperm(len(batches), generator=gen)
+    return [batches[i] for i in order]
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def train(
+    data: Any,
+    config: ModelConfig,
+    *,
+    out_dir: str | Path | None = None,
+    device: str | torch.device = "auto",
+    resume: bool = False,
+    progress: bool = True,
+    smiles_column: str | None = None,
+    _crash_at_step: int | None = None,
+) -> TrainResult:
+    """Train a VAE on ``data`` (a path or an in-memory collection of molecules) under ``config``.
+
+    With ``out_dir`` every artefact is written there and ``resume=True`` continues from its
+    ``checkpoint.pt``. ``_crash_at_step`` simulates a killed process (for tests).
+    """
+    from tqdm.auto import tqdm
+
+    from molvae.data import prepare_molecules, split_train_val
+
+    dev = resolve_device(device)
+    out = Path(out_dir) if out_dir is not None else None
+    state = None
+    if resume:
+        if out is None:
+            raise CheckpointError("resume needs the run directory (--out)")
+        state = load_checkpoint(out / "checkpoint.pt")
+        config = ModelConfig.from_dict(state["config"], source=str(out / "checkpoint.pt"))
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+
+    prepared = prepare_molecules(data, max_len=config.max_len, stereo=config.stereo,
+                                 largest_fragment=config.largest_fragment, smiles_column=smiles_column,
+                                 progress=progress)
+    if progress:
+        print(prepared.summary())
+    if len(prepared.smiles) < 2:
+        raise DataError(f"{prepared.source}: need at least 2 usable molecules to train, got {len(prepared.smiles)}")
+    data_hash = content_hash(prepared.smiles)
+    if state is not None and state["data_hash"] != data_hash:
+        raise CheckpointError(f"{out}: the data differ from the data this run was started with; cannot resume")
+    vocab = Vocab(state["vocab"]) if state is not None else Vocab.from_selfies(prepared.selfies)
+    train_idx, val_idx = split_train_val(len(prepared.smiles), config.val_fraction, config.seed)
+    if len(val_idx) == 0:
+        val_idx, train_idx = train_idx[:1], train_idx[1:] if len(train_idx) > 1 else train_idx
+    train_smiles = [prepared.smiles[i] for i in train_idx]
+    val_smiles = [prepared.smiles[i] for i in val_idx]
+    tokens, lengths = tokenize(prepared.selfies, vocab, config.max_len)
+    tokens, lengths = tokens.to(dev), lengths.to(dev)
+    train_idx_t = torch.as_tensor(np.asarray(train_idx), dtype=torch.long)
+    val_idx_t = torch.as_tensor(np.asarray(val_idx), dtype=torch.long)
+    train_lengths = lengths.cpu()[train_idx_t]
+
+    if out is not None:
+        prepared.write_rejects(out / "rejects.csv")
+        (out / "data_report.txt").write_text(prepared.summary() + "\n")
+        config.save(out / "config.json")
+        vocab.save(out / "vocab.json")
+        np.save(out / "train_hashes.npy", np.sort(smiles_hashes(train_smiles)), allow_pickle=False)
+        (out / "val.smi").write_text("\n".join(val_smiles) + "\n")
+
+    torch.manual_seed(config.seed)
+    net = VAE(config, len(vocab)).to(dev)
+    opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    noise = torch.Generator(device=dev).manual_seed(config.seed + 1)
+    steps_per_epoch = math.ceil(len(train_idx) / config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    history: list[dict[str, float]] = []
+    step, epoch, batch_pos = 0, 0, 0
+    sums = {"loss": 0.0, "recon": 0.0, "kl": 0.0, "n": 0.0}
+    best_val, bad_epochs = math.inf, 0
+    best_state: dict[str, torch.Tensor] | None = None
+    if state is not None:
+        net.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        noise.set_state(state["noise_rng"].to(noise.device) if dev.type != "cpu" else state["noise_rng"])
+        step, epoch, batch_pos = int(state["step"]), int(state["epoch"]), int(state["batch_pos"])
+        sums = {k: float(v) for k, v in state["sums"].items()}
+        best_val, bad_epochs = float(state["best_val"]), int(state["bad_epochs"])
+        history = [dict(row) for row in state["history"]]
+
+    def checkpoint() -> None:
+        if out is None:
+            return
+        save_checkpoint({
+            "model": net.state_dict(), "optimizer": opt.state_dict(), "config": config.to_dict(),
+            "vocab": vocab.itos, "noise_rng": noise.get_state().cpu(), "step": step, "epoch": epoch,
+            "batch_pos": batch_pos, "sums": sums, "best_val": best_val, "bad_epochs": bad_epochs,
+            "history": history, "data_hash": data_hash,
+        }, out / "checkpoint.pt")
+
+    use_amp = dev.type == "cuda"
+    stopped_early = False
+    t_epoch = time.perf_counter()
+    try:
+        while epoch < config.epochs and not stopped_early:
+            batches = bucketed_batches(train_lengths, config.batch_size, config.seed, epoch)
+            net.train()
+            bar = tqdm(total=len(batches), initial=batch_pos, disable=not progress,
+                       desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", leave=False)
+            while batch_pos < len(batches):
+                if _crash_at_step is not None and step == _crash_at_step:
+                    raise _Interrupted(f"simulated crash at step {step}")
+                idx = train_idx_t[batches[batch_pos]].to(dev)
+                blen = lengths[idx]
+                width = int(train_lengths[batches[batch_pos]].max())
+                beta = kl_weight(step, steps_per_epoch, config)
+                for group in opt.param_groups:
+                    group["lr"] = config.lr * lr_factor(step, total_steps, config)
+                with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=use_amp):
+                    terms = net.loss(tokens[idx, :width], blen, beta, generator=noise)
+                opt.zero_grad(set_to_none=True)
+                terms["loss"].backward()
+                if config.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip)
+                opt.step()
+                n = len(idx)
+                loss, recon, kl = torch.stack([terms["loss"], terms["recon"], terms["kl"]]).detach().tolist()
+                sums["loss"] += loss * n  # one host sync per step, for the log and the progress bar
+                sums["recon"] += recon * n
+                sums["kl"] += kl * n
+                sums["n"] += n
+                step += 1
+                batch_pos += 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{sums['loss'] / sums['n']:.2f}", beta=f"{beta:.3f}")
+                if step % config.checkpoint_every == 0:
+                    checkpoint()
+            bar.close()
+            row = {"epoch": epoch + 1, "step": step, "lr": opt.param_groups[0]["lr"],
+                   "beta": kl_weight(step, steps_per_epoch, config),
+                   "train_loss": sums["loss"] / max(sums["n"], 1), "train_recon": sums["recon"] / max(sums["n"], 1),
+                   "train_kl": sums["kl"] / max(sums["n"], 1)}
+            row.update(evaluate_epoch(net, vocab, config, tokens[val_idx_t.to(dev)], lengths[val_idx_t.to(dev)],
+                                      dev, seed=config.seed * 1000 + epoch))
+            row["seconds"] = time.perf_counter() - t_epoch
+            t_epoch = time.perf_counter()
+            history.append(row)
+            if progress:
+                print(f"epoch {row['epoch']}: loss {row['train_loss']:.3f} | val loss {row['val_loss']:.3f} "
+                      f"recon {row['val_recon']:.3f} kl {row['val_kl']:.2f} exact {row['val_exact']:.3f} "
+                      f"| prior valid {row['sample_validity']:.3f} unique {row['sample_uniqueness']:.3f} "
+                      f"| {row['seconds']:.0f}s")
+            if row["val_loss"] < best_val:
+                best_val, bad_epochs = row["val_loss"], 0
+                if config.keep_best:
+                    best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+            else:
+                bad_epochs += 1
+            if out is not None and (bad_epochs == 0 or not config.keep_best):
+                save_weights(net.state_dict(), out / "model.safetensors")
+            epoch += 1
+            batch_pos = 0
+            sums = {"loss": 0.0, "recon": 0.0, "kl": 0.0, "n": 0.0}
+            if out is not None:
+                write_log(history, out / "train_log.csv")
+            if config.early_stopping_patience and bad_epochs >= config.early_stopping_patience:
+                stopped_early = True
+                if progress:
+                    print(f"early stopping: no better validation loss for {bad_epochs} epochs")
+            checkpoint()
+    except KeyboardInterrupt:
+        checkpoint()
+        raise
+
+    if config.keep_best:  # the best epoch's weights: in memory, or on disk when this run was resumed
+        if best_state is None and out is not None and (out / "model.safetensors").exists():
+            from molvae.io import load_weights
+
+            best_state = load_weights(out / "model.safetensors")
+        if best_state is not None:
+            net.load_state_dict({k: v.to(dev) for k, v in best_state.items()})
+    if out is not None and history:
+        plot_training_curves(out / "train_log.csv", out / "training_curves.png")
+    net.eval()
+    return TrainResult(net, vocab, config, history, train_smiles, val_smiles, out)
+
+
+@torch.no_grad()
+def evaluate_epoch(net: VAE, vocab: Vocab, config: ModelConfig, tokens: torch.Tensor, lengths: torch.Tensor,
+                   device: torch.device, seed: int) -> dict[str, float]:
+    """Validation ELBO terms (at the final beta), greedy reconstruction, active units, prior-sample quality."""
+    from molvae.generate import decode_latents, prior_latents
+
+    net.eval()
+    gen = torch.Generator(device=device).manual_seed(seed)
+    totals = {"loss": 0.0, "recon": 0.0, "kl": 0.0}
+    mus = []
+    n = len(tokens)
+    for start in range(0, n, 512):
+        t, l = tokens[start:start + 512], lengths[start:start + 512]
+        width = int(l.max())
+        terms = net.loss(t[:, :width], l, config.beta, generator=gen)
+        for k in totals:
+            totals[k] += float(terms[k]) * len(t)
+        mus.append(terms["mu"].float())
+    mu = torch.cat(mus)
+    active = int((mu.var(dim=0, unbiased=False) > 0.01).sum()) if len(mu) > 1 else 0
+
+    # greedy reconstruction from the posterior mean: token accuracy and exact whole-molecule match
+    m = min(n, config.n_val_reconstruct)
+    ids = net.generate(mu[:m], max_len=config.max_len)
+    correct = total = exact = 0
+    for row, target, length in zip(ids.cpu().tolist(), tokens[:m].cpu().tolist(), lengths[:m].cpu().tolist()):
+        want = target[:length] + [vocab.eos_id]
+        got = (row + [vocab.pad_id] * len(want))[: len(want)]
+        hits = sum(a == b for a, b in zip(got, want))
+        correct += hits
+        total += len(want)
+        exact += hits == len(want)
+
+    smiles, _ = decode_latents(net, vocab, prior_latents(config.n_prior_samples, config.latent_dim, seed, 512),
+                               max_len=config.max_len, device=device, temperature=1.0, seed=seed,
+                               stereo=config.stereo, n_workers=0)
+    valid = [s for s in smiles if s]
+    net.train()
+    return {"val_loss": totals["loss"] / n, "val_recon": totals["recon"] / n, "val_kl": totals["kl"] / n,
+            "val_token_acc": correct / max(total, 1), "val_exact": exact / max(m, 1), "active_units": active,
+            "sample_validity": len(valid) / max(len(smiles), 1),
+            "sample_uniqueness": len(set(valid)) / max(len(valid), 1)}
+
+
+def write_log(history: list[dict[str, float]], path: Path) -> None:
+    """Write the per-epoch log as CSV (columns :data:`LOG_COLUMNS`)."""
+    from molvae.io import atomic_write
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=LOG_COLUMNS, extrasaction="ignore")
+            w.writeheader()
+            w.writerows(history)
+
+    atomic_write(path, write)
+
+
+def plot_training_curves(log_csv: Path, png: Path) -> Path:
+    """Training curves PNG (delegates to :mod:`molvae.report`)."""
+    from molvae.report import plot_training_curves as plot
+
+    return plot(log_csv, png)
