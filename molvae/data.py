@@ -18,7 +18,6 @@ import hashlib
 import io
 import os
 import shlex
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -689,7 +688,8 @@ def _cached_ok(path: Path, sha: str | None) -> bool:
     return path.exists() and (sha is None or _sha256(path) == sha)
 
 
-def _fetch_url(url: str, dest: Path, progress: bool = False, timeout: float = 60.0) -> None:
+def _fetch_url(url: str, dest: Path, progress: bool = False, timeout: float = 60.0,
+               hint: str = "check the network") -> None:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp:
             total = resp.headers.get("Content-Length")
@@ -698,7 +698,7 @@ def _fetch_url(url: str, dest: Path, progress: bool = False, timeout: float = 60
         raise DataError(f"could not download {url}: HTTP {exc.code} {exc.reason}") from None
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise DataError(f"could not download {url}: {reason} (check the network, or set MOLVAE_ZINC250K_URL)") from None
+        raise DataError(f"could not download {url}: {reason} ({hint})") from None
 
 
 def _check_zinc(path: Path, expected_rows: int | None) -> None:
@@ -728,7 +728,7 @@ def _get_zinc(dest: Path, *, url: str | None, sha256: str | None, expected_rows:
     url = url or os.environ.get("MOLVAE_ZINC250K_URL") or ZINC250K_URL
     if progress:
         print(f"downloading {url} ...", file=sys.stderr)
-    _fetch_url(url, target, progress=progress)
+    _fetch_url(url, target, progress=progress, hint="check the network, or fetch from a mirror with --url / MOLVAE_ZINC250K_URL")
     _check_file(target, sha256)
     _check_zinc(target, expected_rows)
     return [target]

@@ -56,8 +56,10 @@ class ModelConfig:
     warmup_steps: int = 200
     weight_decay: float = 0.0
     grad_clip: float = 5.0
+    max_minutes: float = 0.0  # wall-clock budget: end the run (with a full evaluation) after this (0 = none)
     early_stopping_patience: int = 5  # epochs without a better validation loss (0 = never stop early)
     keep_best: bool = True  # end with the weights of the best validation epoch (False: the last epoch's)
+    precision: str = "auto"  # auto (bf16 autocast on CUDA and on CPUs with native bf16) | bf16 | fp32
     checkpoint_every: int = 500  # steps between mid-epoch checkpoints (also written at every epoch end)
     seed: int = 0
     # --- per-epoch evaluation ---
@@ -77,6 +79,8 @@ class ModelConfig:
                 raise ConfigError(f"config {name} must be a positive integer, got {value!r}")
         if self.kl_schedule not in ("linear", "cyclical", "constant"):
             raise ConfigError(f"config kl_schedule must be linear, cyclical or constant, got {self.kl_schedule!r}")
+        if self.precision not in ("auto", "bf16", "fp32"):
+            raise ConfigError(f"config precision must be auto, bf16 or fp32, got {self.precision!r}")
         if self.lr_schedule not in ("cosine", "constant"):
             raise ConfigError(f"config lr_schedule must be cosine or constant, got {self.lr_schedule!r}")
         for name in ("val_fraction", "word_dropout", "dropout"):

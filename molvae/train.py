@@ -60,6 +60,16 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         raise ConfigError(f"unknown device {device!r}; expected auto, cpu or cuda") from None
 
 
+def use_bf16(precision: str, device: torch.device) -> bool:
+    """Whether to autocast to bfloat16: always on CUDA under ``auto``, on a CPU only where it has native
+    bf16 arithmetic (AVX512-BF16/AMX), where it is about 3x faster for the GRU's matrix products."""
+    if precision != "auto":
+        return precision == "bf16"
+    if device.type == "cuda":
+        return True
+    return device.type == "cpu" and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
 def tokenize(selfies: list[str], vocab: Vocab, max_len: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Pad token ids into ``(N, max_tokens)`` int64 and lengths ``(N,)``."""
     rows = [vocab.encode(s, max_len=max_len) for s in selfies]
@@ -180,9 +190,9 @@ def train(
             "history": history, "data_hash": data_hash,
         }, out / "checkpoint.pt")
 
-    use_amp = dev.type == "cuda"
-    stopped_early = False
-    t_epoch = time.perf_counter()
+    use_amp = use_bf16(config.precision, dev)
+    stopped_early = time_up = False
+    t_start = t_epoch = time.perf_counter()
     try:
         while epoch < config.epochs and not stopped_early:
             batches = bucketed_batches(train_lengths, config.batch_size, config.seed, epoch)
@@ -190,6 +200,9 @@ def train(
             bar = tqdm(total=len(batches), initial=batch_pos, disable=not progress,
                        desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", leave=False)
             while batch_pos < len(batches):
+                if config.max_minutes and time.perf_counter() - t_start > 60 * config.max_minutes:
+                    time_up = True
+                    break
                 if _crash_at_step is not None and step == _crash_at_step:
                     raise _Interrupted(f"simulated crash at step {step}")
                 idx = train_idx_t[batches[batch_pos]].to(dev)
@@ -245,7 +258,11 @@ def train(
             sums = {"loss": 0.0, "recon": 0.0, "kl": 0.0, "n": 0.0}
             if out is not None:
                 write_log(history, out / "train_log.csv")
-            if config.early_stopping_patience and bad_epochs >= config.early_stopping_patience:
+            if time_up:
+                stopped_early = True
+                if progress:
+                    print(f"stopping: the {config.max_minutes:g}-minute budget is spent (epoch {epoch} ended early)")
+            elif config.early_stopping_patience and bad_epochs >= config.early_stopping_patience:
                 stopped_early = True
                 if progress:
                     print(f"early stopping: no better validation loss for {bad_epochs} epochs")

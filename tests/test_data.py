@@ -8,7 +8,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import http.server
-import io
 import threading
 import zipfile
 from pathlib import Path

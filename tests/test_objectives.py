@@ -426,3 +426,15 @@ def test_auc_top_k_by_hand():
 def test_objective_type_is_public():
     obj = get_objective("qed")
     assert isinstance(obj, Objective) and repr(obj) == "Objective('qed')"
+
+
+def test_objectives_pickle_by_spec(tmp_path):
+    import pickle
+
+    path = _write(tmp_path, "def f(s: str):\n    return len(s)\n")
+    for spec in ("celecoxib_rediscovery", "sum:qed=0.7,logp=0.3", "similarity:CCO", f"{path}:f"):
+        obj = get_objective(spec)
+        again = pickle.loads(pickle.dumps(obj))
+        assert again.spec == obj.spec and again(IMATINIB) == obj(IMATINIB)
+    with pytest.raises(TypeError, match="cannot be pickled"):
+        pickle.dumps(get_objective(lambda s: 1.0))

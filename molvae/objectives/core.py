@@ -89,6 +89,13 @@ class Objective:
         """Scores of many SMILES in order (``None`` where invalid)."""
         return [None if s is None else self(s) for s in smiles]
 
+    def __reduce__(self):
+        # pickle by spec (the scoring closures are not picklable); objectives from callables cannot be
+        if self.spec is None:
+            raise TypeError(f"objective {self.name!r} was built from a Python callable and cannot be pickled; "
+                            "use a spec string (e.g. 'file.py:function') to send it to other processes")
+        return (get_objective, (self.spec,))
+
     def __repr__(self) -> str:
         return f"Objective({self.name!r})"
 
@@ -403,8 +410,9 @@ def get_objective(spec: ObjectiveLike) -> Objective:
     String specs:
 
     - a built-in name (:func:`list_objectives`): ``qed``, ``logp``, ``penalized_logp`` (standardized),
-      ``penalized_logp_raw``, ``sa`` (minus the SA score), ``sa_norm`` ((10 - SA) / 9), ``mw``, ``tpsa``
-      and the 20 PMO/GuacaMol tasks (``celecoxib_rediscovery``, ...);
+      ``penalized_logp_raw``, ``sa`` (minus the SA score, so that maximizing favours easy synthesis;
+      constraints use the plain score, ``sa<=4.5``), ``sa_norm`` ((10 - SA) / 9), ``mw``, ``tpsa`` and
+      the 20 PMO/GuacaMol tasks (``celecoxib_rediscovery``, ...);
     - ``similarity:<SMILES>``: Morgan radius-2, 2048-bit Tanimoto similarity to that molecule;
     - ``smarts:<SMARTS>``: 1.0 if the molecule contains the pattern, else 0.0;
     - ``path/to/file.py:function``: a user function (see below);

@@ -25,12 +25,12 @@ class LatentSpace:
 
     def __init__(self, model: Any, *, bound: float = 3.0, radius_quantile: float = 0.999,
                  n_decode: int = 1, temperature: float = 1.0, seed: int = 0) -> None:
-        from scipy.stats import chi2
+        from scipy.special import gammaincinv  # chi2.ppf(q, d) = 2 gammaincinv(d / 2, q), without scipy.stats
 
         self.model = model
         self.dim = int(model.latent_dim)
         self.bound = float(bound)
-        self.radius = float(np.sqrt(chi2.ppf(radius_quantile, self.dim)))
+        self.radius = float(np.sqrt(2.0 * gammaincinv(self.dim / 2.0, radius_quantile)))
         self.n_decode = max(1, int(n_decode))
         self.temperature = float(temperature)
         self._rng = np.random.default_rng(seed)

@@ -142,6 +142,7 @@ class Oracle:
         storage: str | None = None,
         study: str = "molvae",
         worker: str | None = None,
+        chunk: int = 32,
     ) -> None:
         from molvae.objectives import get_objective, parse_constraint
 
@@ -158,6 +159,7 @@ class Oracle:
         self.study = study
         self.storage = storage
         self.worker = worker or worker_id()
+        self.chunk = max(1, int(chunk))  # molecules reserved and scored per transaction
         self.engine = make_engine(storage)
         self._studies, self._calls = self._create_tables()
         self.budget, self.n_calls = self._attach(None if budget is None else int(budget))
@@ -330,6 +332,14 @@ class Oracle:
         return tuple(values), reason
 
     def _score_new(self, smiles: list[str], mols: dict[str, Any]) -> dict[str, Answer]:
+        # Reserve, score and record in small chunks: workers interleave finely, a killed worker
+        # leaves at most one chunk unscored, and the shared counter is re-read often.
+        out: dict[str, Answer] = {}
+        for k in range(0, len(smiles), self.chunk):
+            out.update(self._score_chunk(smiles[k:k + self.chunk], mols))
+        return out
+
+    def _score_chunk(self, smiles: list[str], mols: dict[str, Any]) -> dict[str, Answer]:
         import sqlalchemy as sa
 
         out: dict[str, Answer] = {}
@@ -382,8 +392,9 @@ class Oracle:
         self.db_seconds += time.perf_counter() - t0
 
         # 3. score what was reserved, and rows another (perhaps dead) worker reserved but never scored
-        updates = []
+        updates, failures = [], []
         to_score = list(reserved) + [(s, r.call) for s, r in known.items() if r.status == "pending"]
+        reserved_set = set(reserved)
         for s, call in to_score:
             t0 = time.perf_counter()
             scores, reason = self._evaluate(s, mols[s])
@@ -392,10 +403,10 @@ class Oracle:
             status = "failed" if scores[0] is None else "done"
             updates.append(dict(_s=s, _status=status, _score=scores[0], _scores=json.dumps(scores),
                                 _reason=reason, _seconds=seconds))
-            mine = (s, call) in reserved
+            mine = (s, call) in reserved_set
             if mine:
                 self.n_new += 1
-                self._fail_fast(status, reason)
+                failures.append((status, reason))
             answer = Answer(s, "new" if mine else "cached", scores[0], scores, reason, call)
             if status == "failed":
                 answer = Answer(s, "failed", None, scores, reason, call)
@@ -404,6 +415,8 @@ class Oracle:
             t0 = time.perf_counter()
             _retrying(lambda: self._write_scores(updates))
             self.db_seconds += time.perf_counter() - t0
+        for status, reason in failures:  # after the write: what was scored stays scored
+            self._fail_fast(status, reason)
         for s, r in known.items():
             if r.status != "pending":
                 out[s] = self._answer_from_row(r, "cached")

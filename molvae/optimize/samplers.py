@@ -2,8 +2,9 @@
 
 Each latent coordinate is an optuna parameter ``u{i}`` in the unit cube (``u = Phi(z)``, see
 :mod:`molvae.optimize.latent`), bounded to ``|z_i| <= bound``, so the samplers' uniform priors are
-the VAE's prior. Seed molecules, when given, are enqueued as the first trials (and CMA-ES starts
-from the best of them with a small step size: a trust region around a good point). Trials are asked
+the VAE's prior. Seed molecules, when given, are enqueued as the first trials and the search box
+shrinks to a trust region ``z_best +- trust`` around the best of them (every sampler then explores
+near a good, decodable point; CMA-ES starts at its centre). Trials are asked
 and told in batches, so decoding runs batched; a trial's value is the best score among the
 molecules its point decodes to, or a finite penalty when none could be scored.
 """
@@ -48,8 +49,7 @@ def _windowed_gp(seed: int) -> Any:
         return WindowedGPSampler(seed=seed, n_startup_trials=20, deterministic_objective=True)
 
 
-def make_sampler(name: str, *, seed: int, dim: int, x0: dict[str, float] | None = None,
-                 sigma0: float | None = None) -> Any:
+def make_sampler(name: str, *, seed: int, dim: int) -> Any:
     """The optuna sampler called ``name`` (one of :data:`SAMPLERS`)."""
     import optuna
 
@@ -67,44 +67,41 @@ def make_sampler(name: str, *, seed: int, dim: int, x0: dict[str, float] | None 
             import cmaes  # noqa: F401
         except ImportError:
             raise ConfigError("method cmaes needs the cmaes package: pip install cmaes") from None
-        return optuna.samplers.CmaEsSampler(seed=seed, x0=x0, sigma0=sigma0, use_separable_cma=dim > 64,
-                                            warn_independent_sampling=False)
+        return optuna.samplers.CmaEsSampler(seed=seed, use_separable_cma=dim > 64, warn_independent_sampling=False)
     raise ConfigError(f"unknown sampler {name!r}; expected one of {', '.join(SAMPLERS)}")
 
 
-def _params(u: np.ndarray) -> dict[str, float]:
-    return {f"u{i}": float(v) for i, v in enumerate(u)}
-
-
 def run_sampler(search: Search, name: str, *, seed: int, seed_points: np.ndarray | None = None,
-                batch: int | None = None) -> None:
+                batch: int | None = None, trust: float = 1.5) -> None:
     """Run an optuna study with sampler ``name`` until the search says stop.
 
     ``seed_points`` (best first): encoded seed molecules, enqueued as the first trials when the
-    study is new. The study (``search.study``) already exists; other workers may be adding to it.
+    study is new; the box becomes ``seed_points[0] +- trust`` (within the prior box). The study
+    (``search.study``) already exists; other workers may be adding to it.
     """
     import optuna
     from optuna.distributions import FloatDistribution
     from optuna.trial import TrialState
 
     space = search.space
-    lo, hi = space.unit_bounds()
-    dists = {f"u{i}": FloatDistribution(lo, hi) for i in range(space.dim)}
-    study = search.study
-    fresh = len(study.get_trials(deepcopy=False)) == 0
-    x0 = sigma0 = None
-    if seed_points is not None and len(seed_points):
-        if fresh:
-            for z in seed_points[:10]:
-                study.enqueue_trial(_params(space.to_unit(space.project(z))), skip_if_exists=True)
-        x0, sigma0 = _params(space.to_unit(space.project(seed_points[0]))), 0.1
-    study.sampler = make_sampler(name, seed=seed, dim=space.dim, x0=x0, sigma0=sigma0)
-    if batch is None:
-        batch = _BATCH[name] or getattr(study.sampler, "_popsize", None) or 4 + int(3 * np.log(space.dim))
     multi = search.n_objectives > 1
     if multi != (name == "nsga2"):
         raise ConfigError(f"method {name} is for {'several objectives' if name == 'nsga2' else 'one objective'}; "
                           f"this run has {search.n_objectives}")
+    lo, hi = np.full(space.dim, -space.bound), np.full(space.dim, space.bound)
+    if seed_points is not None and len(seed_points):
+        centre = np.clip(seed_points[0], -space.bound, space.bound)
+        lo, hi = np.maximum(lo, centre - trust), np.minimum(hi, centre + trust)
+    ulo, uhi = space.to_unit(lo), space.to_unit(hi)
+    dists = {f"u{i}": FloatDistribution(float(a), float(b)) for i, (a, b) in enumerate(zip(ulo, uhi))}
+    study = search.study
+    if seed_points is not None and len(study.get_trials(deepcopy=False)) == 0:
+        for z in seed_points[:10]:
+            u = np.clip(space.to_unit(space.project(z)), ulo, uhi)
+            study.enqueue_trial({f"u{i}": float(v) for i, v in enumerate(u)}, skip_if_exists=True)
+    study.sampler = make_sampler(name, seed=seed, dim=space.dim)
+    if batch is None:
+        batch = _BATCH[name] or 4 + int(3 * np.log(space.dim))  # CMA-ES: one generation per batch
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     while not search.should_stop():
         trials = [study.ask(dists) for _ in range(batch)]

@@ -1,0 +1,152 @@
+"""Training throughput (molecules/s) of molvae at two model sizes, beside the MOSES VAE, in one run.
+
+    python scripts/bench_train.py [--moses-python /path/to/venv/bin/python] [--repeats 3] [--device auto]
+
+Data: ZINC-250k rows 100,001-104,000 (../shared/data/zinc250k.smi.gz). Each repeat trains one epoch of
+each model from scratch (optimizer step included, data preparation excluded) and the medians are
+compared as ratios. The MOSES VAE (molsets 0.3.1 `moses.vae`, default config: GRU encoder 1x256,
+decoder 3x512, latent 128, batch 512) runs in the Python given by --moses-python, where molsets is
+installed with `pip install --no-deps molsets==0.3.1` (plus small shims for today's RDKit/pandas).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ZINC = ROOT.parent / "shared" / "data" / "zinc250k.smi.gz"
+
+PEER = textwrap.dedent('''
+    import sys, time, types, json, warnings
+    import numpy as np, pandas as pd, torch
+    warnings.simplefilter("ignore")
+    six = types.ModuleType("rdkit.six"); six.iteritems = lambda d: iter(d.items()); sys.modules["rdkit.six"] = six
+    pd.DataFrame.append = lambda self, o, sort=False, ignore_index=False: pd.concat([self, o], sort=sort, ignore_index=ignore_index)
+    torch.set_num_threads(int(sys.argv[2])); torch.manual_seed(0)
+    from moses.vae import VAE, VAETrainer
+    from moses.vae.config import get_parser
+    smiles = [l.strip() for l in open(sys.argv[1]) if l.strip()]
+    config = get_parser().parse_args([]); config.n_workers = 1; config.device = "cpu"
+    trainer = VAETrainer(config)
+    vocab = trainer.get_vocabulary(smiles)
+    model = VAE(vocab, config).to("cpu")
+    loader = trainer.get_dataloader(model, smiles, shuffle=True)
+    optimizer = torch.optim.Adam(trainer.get_optim_params(model), lr=config.lr_start)
+    t = time.perf_counter()
+    from tqdm import tqdm
+    trainer._train_epoch(model, 0, tqdm(loader, disable=True), kl_weight=0.0, optimizer=optimizer)
+    print(json.dumps({"seconds": time.perf_counter() - t, "n": len(smiles), "batch": config.n_batch,
+                      "params": sum(p.numel() for p in model.parameters())}))
+''')
+
+
+def load_molecules() -> list[str]:
+    with gzip.open(ZINC, "rt") as fh:
+        lines = [line.strip() for line in fh]
+    return lines[100_000:104_000]
+
+
+def time_molvae_epoch(smiles: list[str], overrides: dict, device: str) -> dict:
+    """One training epoch of molvae (same loop as molvae.train: bucketed batches, AdamW, clipping)."""
+    import torch
+
+    from molvae.api import build_config
+    from molvae.data import prepare_molecules
+    from molvae.model import VAE, kl_weight
+    from molvae.train import bucketed_batches, resolve_device, tokenize, use_bf16
+    from molvae.vocab import Vocab
+
+    dev = resolve_device(device)
+    config = build_config(None, None, overrides)
+    data = prepare_molecules(smiles, max_len=config.max_len)
+    vocab = Vocab.from_selfies(data.selfies)
+    tokens, lengths = tokenize(data.selfies, vocab, config.max_len)
+    tokens, lengths = tokens.to(dev), lengths.to(dev)
+    torch.manual_seed(0)
+    net = VAE(config, len(vocab)).to(dev).train()
+    opt = torch.optim.AdamW(net.parameters(), lr=config.lr)
+    batches = bucketed_batches(lengths.cpu(), config.batch_size, 0, 0)
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    t = time.perf_counter()
+    for step, idx in enumerate(batches):
+        idx = idx.to(dev)
+        width = int(lengths[idx].max())
+        with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=use_bf16(config.precision, dev)):
+            loss = net.loss(tokens[idx, :width], lengths[idx], kl_weight(step, len(batches), config))["loss"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip)
+        opt.step()
+    loss.item()
+    return {"seconds": time.perf_counter() - t, "n": len(data.smiles), "batch": config.batch_size,
+            "params": sum(p.numel() for p in net.parameters())}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--moses-python", help="python of a venv with molsets 0.3.1 installed (peer); omit to skip")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--device", default="cpu")
+    args = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    smiles = load_molecules()
+    print(f"machine: {platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"torch {torch.__version__}, threads {args.threads}, device {args.device}"
+          + (f" ({torch.cuda.get_device_name()})" if args.device.startswith("cuda") else ""))
+    print(f"data: ZINC-250k rows 100,001-104,000 ({len(smiles)} molecules), {args.repeats} repeats, one epoch each")
+    configs = {
+        "molvae default (MOSES size: enc 256 bi, dec 3x512, z 128), batch 512": {"batch_size": 512},
+        "molvae default, batch 512, fp32 (no bf16 autocast)": {"batch_size": 512, "precision": "fp32"},
+        "molvae default, batch 256": {},
+        "molvae small (enc 128 bi, dec 2x256, z 64), batch 256": {"embed_dim": 48, "enc_hidden": 128,
+                                                                   "latent_dim": 64, "dec_hidden": 256,
+                                                                   "dec_layers": 2},
+    }
+    results: dict[str, list[float]] = {name: [] for name in configs}
+    peer_name = "MOSES VAE (molsets 0.3.1, default config), batch 512"
+    if args.moses_python:
+        results[peer_name] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        smi = Path(tmp) / "mols.smi"
+        smi.write_text("\n".join(smiles) + "\n")
+        peer = Path(tmp) / "peer.py"
+        peer.write_text(PEER)
+        for r in range(args.repeats):
+            if args.moses_python:
+                out = subprocess.run([args.moses_python, str(peer), str(smi), str(args.threads)],
+                                     capture_output=True, text=True)
+                if out.returncode:
+                    sys.exit(f"MOSES VAE peer failed:\n{out.stderr[-3000:]}")
+                res = json.loads(out.stdout.strip().splitlines()[-1])
+                results[peer_name].append(res["n"] / res["seconds"])
+                print(f"  repeat {r + 1}: {peer_name}: {results[peer_name][-1]:.1f} mol/s ({res['params']:,} params)")
+            for name, overrides in configs.items():
+                res = time_molvae_epoch(smiles, overrides, args.device)
+                results[name].append(res["n"] / res["seconds"])
+                print(f"  repeat {r + 1}: {name}: {results[name][-1]:.1f} mol/s ({res['params']:,} params)")
+    print("\n| model | molecules/s (median) | vs MOSES VAE |\n|---|---|---|")
+    base = statistics.median(results[peer_name]) if args.moses_python else None
+    for name, values in results.items():
+        med = statistics.median(values)
+        ratio = f"{med / base:.2f}x" if base else "n/a"
+        print(f"| {name} | {med:.1f} | {ratio} |")
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    main()
