@@ -3,12 +3,16 @@
     >>> model = MolVAE.fit("data/moses_sample.smi", preset="small", epochs=5, out="runs/demo")
     >>> model.sample(1000)              # DataFrame: smiles, valid, unique, novel
     >>> z = model.encode(["CCO", "c1ccccc1"]); model.decode(z)
+    >>> model.log_likelihood(["CCO"], k=100)  # IWAE bound, nats per molecule
+    >>> model.ood_score(smiles)         # DataFrame: smiles, score, ood, reason
+    >>> cvae = MolVAE.fit(path, conditions=["logp"]); cvae.sample(100, condition={"logp": 3.0})
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -17,6 +21,10 @@ import torch
 from molvae.errors import CheckpointError, ConfigError, InvalidSmilesError
 from molvae.model import PRESETS, VAE, ModelConfig, load_config_file
 from molvae.vocab import Vocab
+
+if TYPE_CHECKING:  # pragma: no cover
+    from molvae.conditions import ConditionSpec
+    from molvae.likelihood import OODCalibration
 
 __all__ = ["MolVAE"]
 
@@ -27,13 +35,20 @@ class MolVAE:
     """A trained SELFIES VAE with its vocabulary, config and the training set's hashes (for novelty)."""
 
     def __init__(self, net: VAE, vocab: Vocab, config: ModelConfig, device: torch.device,
-                 train_hashes: np.ndarray | None = None, path: Path | None = None):
+                 train_hashes: np.ndarray | None = None, path: Path | None = None,
+                 conditions: "ConditionSpec | None" = None, ood: "OODCalibration | None" = None,
+                 likelihood: dict[str, Any] | None = None):
         self.net = net.to(device).eval()
         self.vocab = vocab
         self.config = config
         self.device = device
         self.train_hashes = np.sort(train_hashes) if train_hashes is not None else np.zeros(0, dtype=np.uint64)
         self.path = path
+        self.conditions = conditions  # names and training statistics of a conditional model's conditions
+        self.ood = ood  # OOD score calibration (ood.json); None until calibrated
+        self.heldout_likelihood = likelihood  # held-out ELBO/IWAE at the end of training (likelihood.json)
+        if config.n_conditions and conditions is None:
+            raise ConfigError("a conditional model needs its condition statistics (conditions.json)")
 
     def __repr__(self) -> str:
         c = self.config
@@ -43,6 +58,11 @@ class MolVAE:
     @property
     def latent_dim(self) -> int:
         return self.config.latent_dim
+
+    @property
+    def condition_names(self) -> list[str]:
+        """Properties the model is conditioned on (empty for a plain VAE)."""
+        return self.config.condition_names
 
     # ------------------------------------------------------------------ training, saving, loading
     @classmethod
@@ -74,13 +94,20 @@ class MolVAE:
         from molvae.io import smiles_hashes
 
         model = cls(result.net, result.vocab, result.config, next(result.net.parameters()).device,
-                    smiles_hashes(result.train_smiles), Path(out) if out else None)
+                    smiles_hashes(result.train_smiles), Path(out) if out else None,
+                    conditions=getattr(result, "conditions", None), ood=getattr(result, "ood", None),
+                    likelihood=getattr(result, "likelihood", None))
         model.history = result.history
         return model
 
     def save(self, path: str | Path) -> Path:
-        """Write the model directory: config.json, vocab.json, model.safetensors, train_hashes.npy."""
+        """Write the model directory: config.json, vocab.json, model.safetensors, train_hashes.npy, and
+        where they exist conditions.json, ood.json, likelihood.json and the held-out val.smi."""
+        import json
+
+        from molvae.conditions import CONDITIONS_FILE
         from molvae.io import save_weights
+        from molvae.likelihood import LIKELIHOOD_FILE, OOD_FILE
 
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
@@ -88,8 +115,16 @@ class MolVAE:
         self.vocab.save(path / "vocab.json")
         save_weights(self.net.state_dict(), path / "model.safetensors", metadata={"format": "molvae-1"})
         np.save(path / "train_hashes.npy", self.train_hashes, allow_pickle=False)
-        if self.path is not None and (self.path / "train_log.csv").exists() and self.path.resolve() != path.resolve():
-            (path / "train_log.csv").write_text((self.path / "train_log.csv").read_text())
+        if self.conditions is not None:
+            self.conditions.save(path / CONDITIONS_FILE)
+        if self.ood is not None:
+            self.ood.save(path / OOD_FILE)
+        if self.heldout_likelihood is not None:
+            (path / LIKELIHOOD_FILE).write_text(json.dumps(self.heldout_likelihood, indent=2) + "\n")
+        if self.path is not None and self.path.resolve() != path.resolve():
+            for name in ("train_log.csv", "val.smi"):
+                if (self.path / name).exists():
+                    (path / name).write_text((self.path / name).read_text())
         return path
 
     @classmethod
@@ -122,7 +157,7 @@ class MolVAE:
                 hashes = np.load(path / "train_hashes.npy", allow_pickle=False)
             except (ValueError, OSError) as exc:
                 raise CheckpointError(f"{path / 'train_hashes.npy'}: unreadable ({exc})") from None
-        return cls(net, vocab, config, resolve_device(device), hashes, path)
+        return cls(net, vocab, config, resolve_device(device), hashes, path, **_load_extras(path, config))
 
     # ------------------------------------------------------------------ encoding and decoding
     def _tokens(self, molecules: Sequence[Any], skip_unknown: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -151,41 +186,99 @@ class MolVAE:
             tokens[i, : len(r)] = torch.tensor(r, dtype=torch.long)
         return tokens, lengths
 
+    # ------------------------------------------------------------------ conditions
+    def _check_conditional(self, condition: Any) -> None:
+        if condition is not None and not self.config.n_conditions:
+            raise ConfigError("this model was trained without conditions; retrain with conditions=[...] "
+                              "(molvae train --condition NAME,...) to sample with a condition")
+
+    def condition_vectors(self, condition: Mapping[str, Any] | None, n: int, seed: int | None = 0) -> np.ndarray | None:
+        """Standardized conditions ``(n, C)`` for a request ``{name: value or n values}`` (None for a
+        plain VAE). Conditions left out are drawn from the training distribution given the others.
+
+        :raises ConfigError: an unknown condition name (the message lists the model's), a bad value.
+        :warns ConditionWarning: a value outside the range seen in training.
+        """
+        self._check_conditional(condition)
+        if not self.config.n_conditions:
+            return None
+        return self.conditions.request(condition, n, seed=seed)
+
+    def molecule_conditions(self, molecules: Sequence[Any], condition: Mapping[str, Any] | None = None) -> np.ndarray | None:
+        """Standardized conditions ``(n, C)`` of given molecules: RDKit properties computed from them,
+        column conditions from ``condition`` (else the training mean, with a :class:`ConditionWarning`)."""
+        from molvae.chem import compute_properties, mol_from_smiles, to_canonical
+        from molvae.conditions import ConditionWarning
+
+        self._check_conditional(condition)
+        if not self.config.n_conditions:
+            return None
+        spec = self.conditions
+        condition = dict(condition or {})
+        spec.check_names(list(condition))
+        n = len(molecules)
+        rdkit = [name for name, src in zip(spec.names, spec.sources) if src == "rdkit" and name not in condition]
+        computed = {}
+        if rdkit:
+            smiles = [m if isinstance(m, str) else to_canonical(mol_from_smiles(m)) for m in molecules]
+            values = compute_properties(smiles, rdkit)
+            computed = {name: values[:, j] for j, name in enumerate(rdkit)}
+        missing = [name for name in spec.names if name not in condition and name not in computed]
+        if missing:
+            warnings.warn(f"no values given for condition {', '.join(missing)}; using the training mean "
+                          f"(pass condition={{{missing[0]!r}: ...}})", ConditionWarning, stacklevel=3)
+            computed.update({name: np.full(n, spec.mean[spec.names.index(name)]) for name in missing})
+        return spec.request({**computed, **{k: np.broadcast_to(np.asarray(v, float), (n,)) for k, v in condition.items()}},
+                            n, what="condition")
+
+    # ------------------------------------------------------------------ encoding and decoding
     @torch.no_grad()
     def encode_posterior(self, molecules: Sequence[Any] | str, skip_unknown: bool = False,
-                         batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-        """Posterior means and log-variances ``(n, latent_dim)`` of molecules (SMILES or RDKit Mols)."""
+                         batch_size: int = 1024, condition: Mapping[str, Any] | None = None
+                         ) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior means and log-variances ``(n, latent_dim)`` of molecules (SMILES or RDKit Mols).
+
+        A conditional model's encoder also sees each molecule's conditions (see :meth:`molecule_conditions`).
+        """
         if isinstance(molecules, str):
             molecules = [molecules]
         molecules = list(molecules)
         mus, logvars = [], []
         for start in range(0, len(molecules), batch_size):
-            tokens, lengths = self._tokens(molecules[start:start + batch_size], skip_unknown)
-            mu, logvar = self.net.encode(tokens.to(self.device), lengths.to(self.device))
+            chunk = molecules[start:start + batch_size]
+            tokens, lengths = self._tokens(chunk, skip_unknown)
+            cond = self.molecule_conditions(chunk, condition) if self.config.n_conditions else None
+            mu, logvar = self.net.encode(tokens.to(self.device), lengths.to(self.device),
+                                         torch.as_tensor(cond, device=self.device) if cond is not None else None)
             mus.append(mu.float().cpu())
             logvars.append(logvar.float().cpu())
         if not mus:
             return np.zeros((0, self.latent_dim), np.float32), np.zeros((0, self.latent_dim), np.float32)
         return torch.cat(mus).numpy(), torch.cat(logvars).numpy()
 
-    def encode(self, molecules: Sequence[Any] | str, skip_unknown: bool = False, batch_size: int = 1024) -> np.ndarray:
-        """Latent means ``(n, latent_dim)`` float32.
+    def encode(self, molecules: Sequence[Any] | str, skip_unknown: bool = False, batch_size: int = 1024,
+               condition: Mapping[str, Any] | None = None) -> np.ndarray:
+        """Latent means ``(n, latent_dim)`` float32 (a conditional model: given the molecules' own conditions).
 
         :raises InvalidSmilesError: a molecule does not parse (the message names its position).
         :raises UnknownTokenError: a molecule uses a token the model never saw (unless ``skip_unknown``).
         :raises TooLongError: a molecule has more tokens than ``config.max_len``.
         """
-        return self.encode_posterior(molecules, skip_unknown, batch_size)[0]
+        return self.encode_posterior(molecules, skip_unknown, batch_size, condition)[0]
 
     def decode(self, z: np.ndarray | torch.Tensor, temperature: float = 0.0, seed: int | None = None,
-               batch_size: int = 1024, n_workers: int | None = None, progress: bool = False) -> list[str | None]:
+               batch_size: int = 1024, n_workers: int | None = None, progress: bool = False,
+               condition: Mapping[str, Any] | np.ndarray | None = None) -> list[str | None]:
         """Canonical SMILES for latent points ``(n, latent_dim)``; ``None`` where decoding is empty or invalid.
 
         Greedy when ``temperature`` is 0, multinomial sampling (reproducible with ``seed``) otherwise.
+        A conditional model decodes at ``condition`` (``{name: value}``, or standardized ``(n, C)``
+        vectors); by default at the training mean of every condition.
         """
-        return self._decode(z, temperature, seed, batch_size, n_workers, progress)[0]
+        return self._decode(z, temperature, seed, batch_size, n_workers, progress, condition)[0]
 
-    def _decode(self, z, temperature, seed, batch_size, n_workers, progress) -> tuple[list[str | None], list[str]]:
+    def _decode(self, z, temperature, seed, batch_size, n_workers, progress,
+                condition=None) -> tuple[list[str | None], list[str]]:
         from molvae.generate import decode_latents
 
         z = torch.as_tensor(np.asarray(z, dtype=np.float32) if not isinstance(z, torch.Tensor) else z).float()
@@ -193,29 +286,88 @@ class MolVAE:
             z = z[None, :]
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
             raise ValueError(f"latent points must have shape (n, {self.latent_dim}), got {tuple(z.shape)}")
+        z = self._join(z, condition)
         batches = (z[i:i + batch_size] for i in range(0, len(z), batch_size))
         return decode_latents(self.net, self.vocab, batches, max_len=self.config.max_len, device=self.device,
                               temperature=temperature, seed=seed, stereo=self.config.stereo, n_workers=n_workers,
                               total=len(z), progress=progress)
 
-    def sample(self, n: int, temperature: float = 1.0, seed: int | None = 0, batch_size: int = 1024,
-               n_workers: int | None = None, progress: bool = True) -> pd.DataFrame:
-        """Decode ``n`` prior samples z ~ N(0, I).
+    def _join(self, z: torch.Tensor, condition: Mapping[str, Any] | np.ndarray | None, seed: int | None = 0) -> torch.Tensor:
+        """``[z, c]`` for a conditional model (``c`` from a request, or given standardized), else ``z``."""
+        if not self.config.n_conditions:
+            self._check_conditional(condition)
+            return z
+        if condition is None or isinstance(condition, Mapping):
+            c = self.conditions.request(condition, len(z), seed=seed) if condition is not None else \
+                np.zeros((len(z), self.config.n_conditions), np.float32)
+        else:
+            c = np.asarray(condition, dtype=np.float32)
+            if c.shape != (len(z), self.config.n_conditions):
+                raise ValueError(f"standardized conditions must have shape ({len(z)}, {self.config.n_conditions}), "
+                                 f"got {c.shape}")
+        return torch.cat([z, torch.as_tensor(c)], dim=1)
 
-        Returns a DataFrame with ``smiles`` (None if invalid), ``selfies``, ``valid``, ``unique``
-        (first occurrence within this call) and ``novel`` (not in the training set).
-        """
+    def prior_sample(self, n: int, seed: int | None = 0) -> np.ndarray:
+        """``n`` latent points ``(n, latent_dim)`` float32 from the model's prior (N(0, I) or the VampPrior)."""
+        batches = list(self._prior_batches(n, seed, 4096))
+        return torch.cat(batches).numpy() if batches else np.zeros((0, self.latent_dim), np.float32)
+
+    def _prior_batches(self, n: int, seed: int | None, batch_size: int):
         from molvae.generate import prior_latents
 
+        if self.net.prior is None:  # the same stream as before the VampPrior existed
+            yield from prior_latents(n, self.latent_dim, seed, batch_size)
+            return
+        gen = torch.Generator().manual_seed(seed if seed is not None else int(torch.seed() % 2**31))
+        with torch.no_grad():
+            mu_k, logvar_k = (t.float().cpu() for t in self.net.prior_components())
+        from molvae.priors import sample_mixture
+
+        for start in range(0, n, batch_size):
+            yield sample_mixture(min(batch_size, n - start), mu_k, logvar_k, gen)
+
+    @torch.no_grad()
+    def prior_log_prob(self, z: np.ndarray | torch.Tensor) -> np.ndarray:
+        """``log p(z)`` ``(n,)`` under the model's prior: how "in distribution" latent points are."""
+        z = torch.as_tensor(np.asarray(z, dtype=np.float32) if not isinstance(z, torch.Tensor) else z).float()
+        z = z[None, :] if z.ndim == 1 else z
+        if z.ndim != 2 or z.shape[1] != self.latent_dim:
+            raise ValueError(f"latent points must have shape (n, {self.latent_dim}), got {tuple(z.shape)}")
+        return self.net.prior_log_prob(z.to(self.device)).double().cpu().numpy()
+
+    def sample(self, n: int, temperature: float = 1.0, seed: int | None = 0, batch_size: int = 1024,
+               n_workers: int | None = None, progress: bool = True,
+               condition: Mapping[str, Any] | None = None) -> pd.DataFrame:
+        """Decode ``n`` samples from the prior (N(0, I), or the VampPrior's mixture).
+
+        Returns a DataFrame with ``smiles`` (None if invalid), ``selfies``, ``valid``, ``unique``
+        (first occurrence within this call) and ``novel`` (not in the training set). A conditional
+        model samples at ``condition`` (``{"logp": 3.0}``; values or arrays of ``n``); conditions not
+        given are drawn from the training distribution given those that are, and every condition used
+        is returned as a column ``condition_<name>``.
+
+        :raises ConfigError: a condition the model was not trained on, or a condition for a plain VAE.
+        :warns ConditionWarning: a requested value outside the training range.
+        """
         if n < 0:
             raise ValueError(f"n must be >= 0, got {n}")
-        batches = prior_latents(n, self.latent_dim, seed, batch_size)
+        self._check_conditional(condition)
+        cond = self.condition_vectors(condition, n, seed) if self.config.n_conditions else None
+        batches = self._prior_batches(n, seed, batch_size)
+        if cond is not None:
+            ct = torch.as_tensor(cond)
+            batches = (torch.cat([z, ct[i * batch_size:i * batch_size + len(z)]], dim=1) for i, z in enumerate(batches))
         from molvae.generate import decode_latents
 
         smiles, selfies = decode_latents(self.net, self.vocab, batches, max_len=self.config.max_len,
                                          device=self.device, temperature=temperature, seed=seed,
                                          stereo=self.config.stereo, n_workers=n_workers, total=n, progress=progress)
-        return self._annotate(smiles, selfies)
+        df = self._annotate(smiles, selfies)
+        if cond is not None:
+            raw = self.conditions.unstandardize(cond)
+            for j, name in enumerate(self.condition_names):
+                df[f"condition_{name}"] = raw[:, j]
+        return df
 
     def _annotate(self, smiles: list[str | None], selfies: list[str] | None = None) -> pd.DataFrame:
         df = pd.DataFrame({"smiles": pd.Series(smiles, dtype=object)})
@@ -242,7 +394,9 @@ class MolVAE:
         from molvae.chem import canonicalize
 
         molecules = [molecules] if isinstance(molecules, str) else list(molecules)
-        decoded = self.decode(self.encode(molecules), temperature=temperature, seed=seed)
+        z = self.encode(molecules)
+        cond = self.molecule_conditions(molecules) if self.config.n_conditions else None
+        decoded = self.decode(z, temperature=temperature, seed=seed, condition=cond)
         inputs = [m if isinstance(m, str) else _mol_smiles(m) for m in molecules]
         canon = [canonicalize(s, stereo=self.config.stereo) for s in inputs]
         return pd.DataFrame({"input": inputs, "smiles": decoded,
@@ -288,6 +442,130 @@ class MolVAE:
         if unique:
             df = df.sort_values("distance").drop_duplicates("smiles")
         return df.sort_values("similarity", ascending=False).reset_index(drop=True)
+
+
+    # ------------------------------------------------------------------ likelihood and out-of-distribution
+    def likelihood(self, molecules: Sequence[Any] | str, k: int = 100, seed: int | None = 0,
+                   condition: Mapping[str, Any] | None = None, batch_elems: int = 4096,
+                   progress: bool = False) -> pd.DataFrame:
+        """Per-molecule likelihood bounds in nats (see :mod:`molvae.likelihood`).
+
+        Columns: ``smiles`` (canonical), ``n_tokens``, ``elbo`` (mean single-sample ELBO), ``iwae``
+        (the ``k``-sample bound on ``log p(x)``; equals an ELBO estimate at ``k=1``) and ``recon``
+        (``-log p(x | z=mu)``). The ``k`` samples of many molecules are decoded together on the device.
+
+        :raises InvalidSmilesError, UnknownTokenError, TooLongError: as :meth:`encode`.
+        """
+        from molvae.likelihood import likelihood_bounds
+
+        molecules = [molecules] if isinstance(molecules, str) else list(molecules)
+        tokens, lengths = self._tokens(molecules, skip_unknown=False)
+        cond = self.molecule_conditions(molecules, condition) if self.config.n_conditions else None
+        b = likelihood_bounds(self.net, tokens, lengths, torch.as_tensor(cond) if cond is not None else None,
+                              k=k, seed=seed, batch_elems=batch_elems, progress=progress)
+        from molvae.chem import mol_from_smiles, to_canonical
+
+        canon = [to_canonical(mol_from_smiles(m), stereo=self.config.stereo,
+                              largest_fragment=self.config.largest_fragment) for m in molecules]
+        return pd.DataFrame({"smiles": canon, "n_tokens": b["n_tokens"].astype(int), "elbo": b["elbo"],
+                             "iwae": b["iwae"], "recon": b["recon"]})
+
+    def log_likelihood(self, molecules: Sequence[Any] | str, k: int = 100, seed: int | None = 0,
+                       condition: Mapping[str, Any] | None = None, batch_elems: int = 4096,
+                       progress: bool = False) -> np.ndarray:
+        """The importance-weighted lower bound on ``log p(x)`` ``(n,)`` in nats, with ``k`` samples
+        (``k=1``: the ELBO, in expectation). Higher is more probable under the model."""
+        return self.likelihood(molecules, k, seed, condition, batch_elems, progress)["iwae"].to_numpy()
+
+    def calibrate_ood(self, molecules: Sequence[Any] | None = None, k: int | None = None,
+                      quantile: float | None = None, seed: int = 0, progress: bool = False) -> "OODCalibration":
+        """Fit the OOD score's scaling and threshold on held-out molecules like the training set
+        (default: the run's ``val.smi``); sets and returns :attr:`ood` (saved as ``ood.json`` by :meth:`save`)."""
+        from molvae.likelihood import OODCalibration, likelihood_bounds
+
+        if molecules is None:
+            val = self.path / "val.smi" if self.path is not None else None
+            if val is None or not val.exists():
+                raise ConfigError("no held-out molecules to calibrate the OOD score on: pass molecules "
+                                  "(held-out SMILES like the training set) to calibrate_ood()")
+            molecules = val.read_text().split()
+        molecules = list(molecules)[: max(self.config.n_val_likelihood, 1)] if molecules else []
+        if len(molecules) < 2:
+            raise ConfigError(f"calibrating the OOD score needs at least 2 molecules, got {len(molecules)}")
+        k = k or self.config.eval_iwae_k or 32
+        quantile = self.config.ood_quantile if quantile is None else quantile
+        if not 0.0 < quantile < 1.0:
+            raise ConfigError(f"quantile must be in (0, 1), got {quantile}")
+        tokens, lengths = self._tokens(molecules, skip_unknown=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            cond = self.molecule_conditions(molecules) if self.config.n_conditions else None
+        bounds = likelihood_bounds(self.net, tokens, lengths, torch.as_tensor(cond) if cond is not None else None,
+                                   k=k, seed=seed, progress=progress)
+        self.ood = OODCalibration.fit(bounds, k, quantile, seed)
+        return self.ood
+
+    def ood_score(self, molecules: Sequence[Any] | str, seed: int = 0, progress: bool = False) -> pd.DataFrame:
+        """How unlike the training set each molecule is: columns ``smiles``, ``score`` (higher = less
+        like it), ``ood`` (``score`` above the calibrated threshold) and ``reason``.
+
+        The score is the Mahalanobis distance of (negative IWAE bound, reconstruction error) from
+        held-out molecules (:class:`molvae.likelihood.OODCalibration`): unusually improbable *and*
+        unusually simple molecules both score high. Molecules the model cannot read at all (invalid
+        SMILES, unknown tokens, too long) are scored ``inf`` and flagged, with the reason. An
+        uncalibrated model (no ``ood.json``) is calibrated first on its run's ``val.smi``.
+        """
+        from molvae.errors import MolVAEError
+        from molvae.likelihood import likelihood_bounds
+
+        molecules = [molecules] if isinstance(molecules, str) else list(molecules)
+        if self.ood is None:
+            self.calibrate_ood(progress=progress)
+        cal = self.ood
+        ok, reasons = [], [None] * len(molecules)
+        for i, m in enumerate(molecules):
+            try:
+                self._tokens([m], skip_unknown=False)
+                ok.append(i)
+            except MolVAEError as exc:
+                reasons[i] = str(exc).replace("input 1 ", "", 1).replace("input 1: ", "", 1)
+        score = np.full(len(molecules), np.inf)
+        if ok:
+            chosen = [molecules[i] for i in ok]
+            tokens, lengths = self._tokens(chosen, skip_unknown=False)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # out-of-range properties are what is being measured here
+                cond = self.molecule_conditions(chosen) if self.config.n_conditions else None
+            bounds = likelihood_bounds(self.net, tokens, lengths, torch.as_tensor(cond) if cond is not None else None,
+                                       k=cal.k, seed=seed, progress=progress)
+            score[ok] = cal.score(bounds)
+        inputs = [m if isinstance(m, str) else _mol_smiles(m) for m in molecules]
+        return pd.DataFrame({"smiles": inputs, "score": score, "ood": score > cal.threshold,
+                             "reason": pd.Series(reasons, dtype=object)})
+
+
+def _load_extras(path: Path, config: ModelConfig) -> dict[str, Any]:
+    """conditions.json (required for a conditional model), ood.json and likelihood.json (optional)."""
+    import json
+
+    from molvae.conditions import CONDITIONS_FILE, ConditionSpec
+    from molvae.likelihood import LIKELIHOOD_FILE, OOD_FILE, OODCalibration
+
+    extras: dict[str, Any] = {}
+    if config.n_conditions:
+        spec = ConditionSpec.load(path / CONDITIONS_FILE)
+        if spec.names != config.condition_names:
+            raise CheckpointError(f"{path / CONDITIONS_FILE}: conditions {spec.names} do not match config.json "
+                                  f"({config.condition_names})")
+        extras["conditions"] = spec
+    if (path / OOD_FILE).exists():
+        extras["ood"] = OODCalibration.load(path / OOD_FILE)
+    if (path / LIKELIHOOD_FILE).exists():
+        try:
+            extras["likelihood"] = json.loads((path / LIKELIHOOD_FILE).read_text())
+        except ValueError as exc:
+            raise CheckpointError(f"{path / LIKELIHOOD_FILE}: unreadable ({exc})") from None
+    return extras
 
 
 def _mol_smiles(mol: Any) -> str:

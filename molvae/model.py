@@ -3,6 +3,11 @@
 Shapes: token ids ``(B, T)`` -> embedding ``(B, T, E)`` -> bidirectional GRU -> ``mu, logvar (B, Z)``
 -> ``z (B, Z)`` -> GRU decoder (z sets the initial hidden state and is concatenated to every input)
 -> logits ``(B, T+1, V)``.
+
+A conditional model (CVAE, ``config.conditions``/``condition_columns``) takes standardized property
+values ``c (B, C)``: the encoder sees them beside its summary of the tokens, and the decoder's latent
+input is ``zc = [z, c] (B, Z+C)`` everywhere ``z`` appears above. The prior over ``z`` is the standard
+normal or a VampPrior (:mod:`molvae.priors`), chosen by ``config.prior``.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +25,9 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from molvae.errors import ConfigError
+from molvae.priors import VampPrior, mixture_log_prob, normal_log_prob, sample_mixture
+
+_LOG_2PI = math.log(2.0 * math.pi)
 
 __all__ = ["ModelConfig", "VAE", "kl_weight", "load_config_file", "PRESETS"]
 
@@ -65,6 +73,17 @@ class ModelConfig:
     # --- per-epoch evaluation ---
     n_prior_samples: int = 300  # prior samples for validity/uniqueness after each epoch
     n_val_reconstruct: int = 500  # validation molecules reconstructed greedily after each epoch
+    # --- conditional generation (CVAE) ---
+    conditions: list[str] = field(default_factory=list)  # RDKit properties the model is conditioned on (logp, qed, sa, mw, tpsa, hbd, hba)
+    condition_columns: list[str] = field(default_factory=list)  # numeric columns of the data file used as conditions
+    # --- prior ---
+    prior: str = "normal"  # normal (N(0, I)) | vampprior (mixture of posteriors at learned pseudo-inputs)
+    vamp_components: int = 100  # vampprior: number of pseudo-inputs K
+    vamp_length: int = 32  # vampprior: tokens per pseudo-input (in embedding space)
+    # --- held-out likelihood and out-of-distribution calibration, once at the end of training ---
+    eval_iwae_k: int = 32  # importance samples for the held-out IWAE bound and the OOD score (0 = skip both)
+    n_val_likelihood: int = 1000  # validation molecules scored (the OOD threshold is their quantile)
+    ood_quantile: float = 0.99  # quantile of held-out OOD scores used as the threshold
 
     def __post_init__(self) -> None:
         self.validate()
@@ -72,7 +91,8 @@ class ModelConfig:
     def validate(self) -> None:
         """Raise :class:`ConfigError` for values that cannot work."""
         positive = ["max_len", "embed_dim", "enc_hidden", "enc_layers", "latent_dim", "dec_hidden",
-                    "dec_layers", "epochs", "batch_size", "checkpoint_every"]
+                    "dec_layers", "epochs", "batch_size", "checkpoint_every", "vamp_components", "vamp_length",
+                    "n_val_likelihood"]
         for name in positive:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
@@ -88,6 +108,34 @@ class ModelConfig:
                 raise ConfigError(f"config {name} must be in [0, 1), got {getattr(self, name)!r}")
         if self.beta < 0 or self.free_bits < 0 or self.lr <= 0:
             raise ConfigError("config beta and free_bits must be >= 0 and lr > 0")
+        if self.prior not in ("normal", "vampprior"):
+            raise ConfigError(f"config prior must be normal or vampprior, got {self.prior!r}")
+        if not isinstance(self.eval_iwae_k, int) or self.eval_iwae_k < 0:
+            raise ConfigError(f"config eval_iwae_k must be an integer >= 0, got {self.eval_iwae_k!r}")
+        if not 0.0 < float(self.ood_quantile) < 1.0:
+            raise ConfigError(f"config ood_quantile must be in (0, 1), got {self.ood_quantile!r}")
+        self.conditions = _name_list(self.conditions, "conditions")
+        self.condition_columns = _name_list(self.condition_columns, "condition_columns")
+        names = self.conditions + self.condition_columns
+        if len(set(names)) != len(names):
+            dup = next(n for n in names if names.count(n) > 1)
+            raise ConfigError(f"config condition {dup!r} is named twice (conditions and condition_columns must differ)")
+        if self.conditions:
+            from molvae.conditions import CONDITION_PROPERTIES
+
+            unknown = [n for n in self.conditions if n not in CONDITION_PROPERTIES]
+            if unknown:
+                raise ConfigError(f"config conditions: unknown property {unknown[0]!r}; known: "
+                                  f"{', '.join(CONDITION_PROPERTIES)} (data columns go in condition_columns)")
+
+    @property
+    def condition_names(self) -> list[str]:
+        """RDKit-computed conditions, then data-column conditions: the order of ``c``'s columns."""
+        return list(self.conditions) + list(self.condition_columns)
+
+    @property
+    def n_conditions(self) -> int:
+        return len(self.conditions) + len(self.condition_columns)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -102,7 +150,9 @@ class ModelConfig:
         kwargs = {}
         for key, value in data.items():
             default = known[key].default
-            if isinstance(default, bool):
+            if key in _LIST_FIELDS:
+                value = _name_list(value, key, source)
+            elif isinstance(default, bool):
                 if not isinstance(value, bool):
                     raise ConfigError(f"{source}: {key} must be true or false, got {value!r}")
             elif isinstance(default, int):
@@ -127,6 +177,18 @@ class ModelConfig:
     @classmethod
     def load(cls, path: str | Path) -> "ModelConfig":
         return cls.from_dict(_read_mapping(Path(path)), source=str(path))
+
+
+_LIST_FIELDS = ("conditions", "condition_columns")
+
+
+def _name_list(value: Any, key: str, source: str = "config") -> list[str]:
+    """A list of names from a list of strings or one comma-separated string (``"logp,qed"``)."""
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(f"{source}: {key} must be a list of names (or 'a,b'), got {value!r}")
+    return list(value)
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -212,31 +274,87 @@ class VAE(nn.Module):
         self.config = config
         self.vocab_size, self.pad_id, self.bos_id, self.eos_id = vocab_size, pad_id, bos_id, eos_id
         c = config
+        self.n_cond = nc = c.n_conditions
         self.embed = nn.Embedding(vocab_size, c.embed_dim, padding_idx=pad_id)
         self.encoder = nn.GRU(c.embed_dim, c.enc_hidden, c.enc_layers, batch_first=True, bidirectional=True,
                               dropout=c.dropout if c.enc_layers > 1 else 0.0)
-        self.to_mu = nn.Linear(2 * c.enc_hidden, c.latent_dim)
-        self.to_logvar = nn.Linear(2 * c.enc_hidden, c.latent_dim)
-        self.latent_to_hidden = nn.Linear(c.latent_dim, c.dec_layers * c.dec_hidden)
-        self.decoder = nn.GRU(c.embed_dim + c.latent_dim, c.dec_hidden, c.dec_layers, batch_first=True,
+        self.to_mu = nn.Linear(2 * c.enc_hidden + nc, c.latent_dim)
+        self.to_logvar = nn.Linear(2 * c.enc_hidden + nc, c.latent_dim)
+        self.latent_to_hidden = nn.Linear(c.latent_dim + nc, c.dec_layers * c.dec_hidden)
+        self.decoder = nn.GRU(c.embed_dim + c.latent_dim + nc, c.dec_hidden, c.dec_layers, batch_first=True,
                               dropout=c.dropout if c.dec_layers > 1 else 0.0)
         self.output = nn.Linear(c.dec_hidden, vocab_size)
+        self.prior = (VampPrior(c.vamp_components, c.vamp_length, c.embed_dim, nc)
+                      if c.prior == "vampprior" else None)
+
+    # --- conditions ---
+    def with_conditions(self, z: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """The decoder's input ``zc = [z, c]`` ``(B, Z+C)``; ``c`` defaults to 0 (the training mean).
+
+        Already-joined input (width Z+C) passes through unchanged; an unconditional model ignores ``c``.
+        """
+        if self.n_cond == 0 or z.shape[-1] == self.config.latent_dim + self.n_cond:
+            return z
+        if cond is None:
+            cond = z.new_zeros(z.shape[0], self.n_cond)
+        return torch.cat([z, cond.to(device=z.device, dtype=z.dtype)], dim=-1)
+
+    def _cond(self, cond: torch.Tensor | None, b: int, device: torch.device) -> torch.Tensor | None:
+        if self.n_cond == 0:
+            return None
+        if cond is None:
+            return torch.zeros(b, self.n_cond, device=device)
+        if cond.shape != (b, self.n_cond):
+            raise ValueError(f"conditions must have shape ({b}, {self.n_cond}), got {tuple(cond.shape)}")
+        return cond.to(device)
 
     # --- encoder ---
-    def encode(self, tokens: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Posterior parameters ``(mu, logvar)``, each ``(B, Z)``, for padded token ids ``(B, T)``."""
+    def encode(self, tokens: torch.Tensor, lengths: torch.Tensor,
+               cond: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior parameters ``(mu, logvar)``, each ``(B, Z)``, for padded token ids ``(B, T)``
+        (and standardized conditions ``(B, C)`` for a conditional model; default 0)."""
         emb = self.embed(tokens)
         packed = pack_padded_sequence(emb, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
         _, h = self.encoder(packed)  # (layers*2, B, H)
+        return self._posterior(h, self._cond(cond, tokens.shape[0], tokens.device))
+
+    def _posterior(self, h: torch.Tensor, cond: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         h = torch.cat([h[-2], h[-1]], dim=-1)  # last layer, both directions
+        if cond is not None:
+            h = torch.cat([h, cond.to(h.dtype)], dim=-1)
         return self.to_mu(h), self.to_logvar(h).clamp(-12.0, 8.0)
+
+    # --- prior ---
+    def prior_components(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """VampPrior mixture components ``(mu_k, logvar_k)``, each ``(K, Z)``: the encoder's posteriors
+        at the pseudo-inputs (recomputed on every call, so they follow the encoder's weights)."""
+        if self.prior is None:
+            raise ValueError("this model has a standard normal prior (no mixture components)")
+        _, h = self.encoder(self.prior.pseudo_inputs)
+        return self._posterior(h, self.prior.pseudo_conditions)
+
+    def prior_log_prob(self, z: torch.Tensor, components: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """``log p(z)`` ``(B,)`` float32 under the model's prior (pass ``components`` to reuse them)."""
+        if self.prior is None:
+            return normal_log_prob(z)
+        mu_k, logvar_k = components if components is not None else self.prior_components()
+        return mixture_log_prob(z, mu_k, logvar_k)
+
+    @torch.no_grad()
+    def prior_sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` latent points ``(n, Z)`` float32 drawn from the prior (on the generator's device)."""
+        dev = generator.device if generator is not None else torch.device("cpu")
+        if self.prior is None:
+            return torch.randn(n, self.config.latent_dim, generator=generator, device=dev)
+        mu_k, logvar_k = self.prior_components()
+        return sample_mixture(n, mu_k.float().to(dev), logvar_k.float().to(dev), generator)
 
     @staticmethod
     def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         eps = torch.randn(mu.shape, device=mu.device, dtype=mu.dtype, generator=generator)
         return mu + eps * torch.exp(0.5 * logvar)
 
-    # --- decoder ---
+    # --- decoder (``z`` below is the decoder's latent input: ``[z, c]`` for a conditional model) ---
     def initial_hidden(self, z: torch.Tensor) -> torch.Tensor:
         c = self.config
         h = torch.tanh(self.latent_to_hidden(z))
@@ -262,8 +380,10 @@ class VAE(nn.Module):
 
         ``<pad>`` and ``<bos>`` are never emitted; ``first_allowed`` (bool ``(V,)``) restricts the first
         token (to atoms, so no decoding is empty). Stops as soon as every sequence has emitted ``<eos>``;
-        positions after it are ``<pad>``.
+        positions after it are ``<pad>``. A conditional model takes ``[z, c]`` ``(B, Z+C)``; given only
+        ``z`` it decodes at the mean condition (``c = 0``).
         """
+        z = self.with_conditions(z)
         b = z.shape[0]
         never = torch.zeros(self.vocab_size, dtype=torch.bool, device=z.device)
         never[[self.pad_id, self.bos_id]] = True
@@ -292,35 +412,55 @@ class VAE(nn.Module):
 
     # --- loss ---
     def loss(self, tokens: torch.Tensor, lengths: torch.Tensor, beta: float,
-             generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+             generator: torch.Generator | None = None, eps: torch.Tensor | None = None,
+             drop: torch.Tensor | None = None, scale: float = 1.0,
+             cond: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Negative ELBO terms, per molecule, averaged over the batch.
 
-        ``recon`` is the summed token cross-entropy, ``kl`` the analytic KL to N(0, I);
-        ``loss = recon + beta * max(kl_d, free_bits)`` summed over dims.
+        ``recon`` is the summed token cross-entropy, ``kl`` the analytic KL to N(0, I) (normal prior)
+        or the single-sample estimate ``log q(z|x) - log p(z)`` (VampPrior);
+        ``loss = recon + beta * max(kl_d, free_bits)`` summed over dims (VampPrior: free bits bound the
+        total, ``max(kl, free_bits * Z)``). ``eps`` (B, Z) and ``drop`` (B, T+1, word-dropout mask) may
+        be given instead of drawing them from ``generator``: data-parallel ranks take their rows of the
+        global batch's noise. ``scale`` multiplies ``loss`` (a rank's share). ``cond`` (B, C): the
+        standardized conditions of a conditional model.
         """
         c = self.config
-        mu, logvar = self.encode(tokens, lengths)
-        z = self.reparameterize(mu, logvar, generator)
+        cond = self._cond(cond, tokens.shape[0], tokens.device)
+        mu, logvar = self.encode(tokens, lengths, cond)
+        if eps is None:  # as reparameterize() draws it
+            eps = torch.randn(mu.shape, device=mu.device, dtype=mu.dtype, generator=generator)
+        if self.prior is None:
+            z = mu + eps.to(mu.dtype) * torch.exp(0.5 * logvar)
+        else:  # float32: log q(z|x) must see the same z as log p(z), not a bf16-rounded one
+            z = mu.float() + eps.float() * torch.exp(0.5 * logvar.float())
         b = tokens.shape[0]
         bos = torch.full((b, 1), self.bos_id, dtype=tokens.dtype, device=tokens.device)
         inputs = torch.cat([bos, tokens], dim=1)
         targets = torch.cat([tokens, torch.full_like(bos, self.pad_id)], dim=1)
         targets.scatter_(1, lengths.view(-1, 1), self.eos_id)
         if self.training and c.word_dropout > 0:
-            drop = torch.rand(inputs.shape, device=inputs.device, generator=generator) < c.word_dropout
+            if drop is None:
+                drop = torch.rand(inputs.shape, device=inputs.device, generator=generator) < c.word_dropout
+            drop = drop.clone()
             drop[:, 0] = False
             inputs = inputs.masked_fill(drop, self.pad_id)
-        logits = self.decode_teacher_forced(z, inputs)
+        logits = self.decode_teacher_forced(self.with_conditions(z, cond), inputs)
         ce = F.cross_entropy(logits.float().reshape(-1, self.vocab_size), targets.reshape(-1),
                              ignore_index=self.pad_id, reduction="sum")
         recon = ce / b
-        kl_dims = 0.5 * (mu.float().pow(2) + logvar.float().exp() - 1.0 - logvar.float()).mean(0)  # (Z,)
-        kl = kl_dims.sum()
-        kl_penalized = kl_dims.clamp(min=c.free_bits).sum() if c.free_bits > 0 else kl
+        if self.prior is None:
+            kl_dims = 0.5 * (mu.float().pow(2) + logvar.float().exp() - 1.0 - logvar.float()).mean(0)  # (Z,)
+            kl = kl_dims.sum()
+            kl_penalized = kl_dims.clamp(min=c.free_bits).sum() if c.free_bits > 0 else kl
+        else:  # no closed form: the single-sample Monte-Carlo estimate, averaged over the batch
+            log_q = -0.5 * (eps.float().pow(2) + logvar.float() + _LOG_2PI).sum(-1)  # log N(z; mu, sigma) exactly
+            kl = (log_q - self.prior_log_prob(z)).mean()
+            kl_penalized = kl.clamp(min=c.free_bits * c.latent_dim) if c.free_bits > 0 else kl
         with torch.no_grad():
             mask = targets != self.pad_id
             correct = (logits.argmax(-1) == targets) & mask
             token_acc = correct.sum().float() / mask.sum().clamp(min=1)
             exact = (correct | ~mask).all(dim=1).float().mean()
-        return {"loss": recon + beta * kl_penalized, "recon": recon, "kl": kl, "mu": mu,
+        return {"loss": (recon + beta * kl_penalized) * scale, "recon": recon, "kl": kl, "mu": mu,
                 "token_acc": token_acc, "exact_tf": exact}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from molvae.io import content_hash, load_checkpoint, save_checkpoint, save_weigh
 from molvae.model import VAE, ModelConfig, kl_weight, lr_factor
 from molvae.vocab import Vocab
 
+# DDP support: done (the distributed-training edits are finished; others may now edit this file)
 __all__ = ["train", "resolve_device", "TrainResult", "LOG_COLUMNS", "tokenize"]
 
 LOG_COLUMNS = ["epoch", "step", "lr", "beta", "train_loss", "train_recon", "train_kl", "val_loss", "val_recon",
@@ -99,6 +101,50 @@ class _Interrupted(Exception):
     pass
 
 
+@dataclass
+class Ranks:
+    """This process's place in a data-parallel job (rank 0 of 1 when not distributed)."""
+
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def rows(self) -> slice:
+        """This rank's rows of a global batch: disjoint across ranks, together the whole batch."""
+        return slice(self.rank, None, self.world)
+
+
+def setup_distributed(device: str | torch.device) -> tuple[Ranks, torch.device]:
+    """Join the process group that ``torchrun`` describes (``WORLD_SIZE`` > 1): NCCL on GPUs, gloo on CPUs."""
+    import torch.distributed as dist
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    dev = resolve_device(device)
+    if world <= 1:
+        return Ranks(), dev
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if dev.type == "cuda":
+        dev = torch.device("cuda", local)
+        torch.cuda.set_device(dev)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+    return Ranks(rank, world), dev
+
+
+class _Objective(torch.nn.Module):
+    """The VAE's loss as ``forward``, so DistributedDataParallel can wrap it."""
+
+    def __init__(self, net: VAE):
+        super().__init__()
+        self.net = net
+
+    def forward(self, *args: Any, **kwargs: Any) -> dict[str, torch.Tensor]:
+        return self.net.loss(*args, **kwargs)
+
+
 def train(
     data: Any,
     config: ModelConfig,
@@ -113,22 +159,28 @@ def train(
     """Train a VAE on ``data`` (a path or an in-memory collection of molecules) under ``config``.
 
     With ``out_dir`` every artefact is written there and ``resume=True`` continues from its
-    ``checkpoint.pt``. ``_crash_at_step`` simulates a killed process (for tests).
+    ``checkpoint.pt``. Under ``torchrun`` each rank trains on its share of every global batch
+    (``config.batch_size`` molecules in all) and rank 0 alone writes files; a checkpoint holds only
+    global positions, so a run can resume with another number of processes. ``_crash_at_step``
+    simulates a killed process (for tests).
     """
+    import torch.distributed as dist
     from tqdm.auto import tqdm
 
     from molvae.data import prepare_molecules, split_train_val
 
-    dev = resolve_device(device)
+    ranks, dev = setup_distributed(device)
+    progress = progress and ranks.main
     out = Path(out_dir) if out_dir is not None else None
+    writer = out if ranks.main else None  # the one process that writes files
     state = None
     if resume:
         if out is None:
             raise CheckpointError("resume needs the run directory (--out)")
         state = load_checkpoint(out / "checkpoint.pt")
         config = ModelConfig.from_dict(state["config"], source=str(out / "checkpoint.pt"))
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
+    if writer is not None:
+        writer.mkdir(parents=True, exist_ok=True)
 
     prepared = prepare_molecules(data, max_len=config.max_len, stereo=config.stereo,
                                  largest_fragment=config.largest_fragment, smiles_column=smiles_column,
@@ -152,16 +204,20 @@ def train(
     val_idx_t = torch.as_tensor(np.asarray(val_idx), dtype=torch.long)
     train_lengths = lengths.cpu()[train_idx_t]
 
-    if out is not None:
-        prepared.write_rejects(out / "rejects.csv")
-        (out / "data_report.txt").write_text(prepared.summary() + "\n")
-        config.save(out / "config.json")
-        vocab.save(out / "vocab.json")
-        np.save(out / "train_hashes.npy", np.sort(smiles_hashes(train_smiles)), allow_pickle=False)
-        (out / "val.smi").write_text("\n".join(val_smiles) + "\n")
+    if writer is not None:
+        prepared.write_rejects(writer / "rejects.csv")
+        (writer / "data_report.txt").write_text(prepared.summary() + "\n")
+        config.save(writer / "config.json")
+        vocab.save(writer / "vocab.json")
+        np.save(writer / "train_hashes.npy", np.sort(smiles_hashes(train_smiles)), allow_pickle=False)
+        (writer / "val.smi").write_text("\n".join(val_smiles) + "\n")
 
     torch.manual_seed(config.seed)
     net = VAE(config, len(vocab)).to(dev)
+    objective: torch.nn.Module = _Objective(net)
+    if ranks.world > 1:
+        objective = torch.nn.parallel.DistributedDataParallel(
+            objective, device_ids=[dev.index] if dev.type == "cuda" else None)
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     noise = torch.Generator(device=dev).manual_seed(config.seed + 1)
     steps_per_epoch = math.ceil(len(train_idx) / config.batch_size)
@@ -181,14 +237,14 @@ def train(
         history = [dict(row) for row in state["history"]]
 
     def checkpoint() -> None:
-        if out is None:
+        if writer is None:
             return
         save_checkpoint({
             "model": net.state_dict(), "optimizer": opt.state_dict(), "config": config.to_dict(),
             "vocab": vocab.itos, "noise_rng": noise.get_state().cpu(), "step": step, "epoch": epoch,
             "batch_pos": batch_pos, "sums": sums, "best_val": best_val, "bad_epochs": bad_epochs,
             "history": history, "data_hash": data_hash,
-        }, out / "checkpoint.pt")
+        }, writer / "checkpoint.pt")
 
     use_amp = use_bf16(config.precision, dev)
     stopped_early = time_up = False
@@ -196,6 +252,8 @@ def train(
     try:
         while epoch < config.epochs and not stopped_early:
             batches = bucketed_batches(train_lengths, config.batch_size, config.seed, epoch)
+            if ranks.world > 1:  # every rank needs at least one molecule of each batch
+                batches = [b for b in batches if len(b) >= ranks.world]
             net.train()
             bar = tqdm(total=len(batches), initial=batch_pos, disable=not progress,
                        desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", leave=False)
@@ -205,25 +263,37 @@ def train(
                     break
                 if _crash_at_step is not None and step == _crash_at_step:
                     raise _Interrupted(f"simulated crash at step {step}")
-                idx = train_idx_t[batches[batch_pos]].to(dev)
-                blen = lengths[idx]
-                width = int(train_lengths[batches[batch_pos]].max())
+                batch = batches[batch_pos]
+                width = int(train_lengths[batch].max())
+                # noise for the whole global batch, then this rank's rows: any world size sees the same
+                eps = torch.randn(len(batch), config.latent_dim, device=dev, generator=noise)
+                drop = (torch.rand(len(batch), width + 1, device=dev, generator=noise) < config.word_dropout
+                        if config.word_dropout > 0 else None)
+                mine = ranks.rows()
+                idx = train_idx_t[batch[mine]].to(dev)
+                n = len(idx)
                 beta = kl_weight(step, steps_per_epoch, config)
                 for group in opt.param_groups:
                     group["lr"] = config.lr * lr_factor(step, total_steps, config)
                 with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=use_amp):
-                    terms = net.loss(tokens[idx, :width], blen, beta, generator=noise)
+                    # scaled so that DDP's average of the ranks' gradients is the global batch's mean
+                    terms = objective(tokens[idx, :width], lengths[idx], beta, eps=eps[mine],
+                                      drop=drop[mine] if drop is not None else None,
+                                      scale=n * ranks.world / len(batch))
                 opt.zero_grad(set_to_none=True)
                 terms["loss"].backward()
                 if config.grad_clip > 0:
                     torch.nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip)
                 opt.step()
-                n = len(idx)
-                loss, recon, kl = torch.stack([terms["loss"], terms["recon"], terms["kl"]]).detach().tolist()
-                sums["loss"] += loss * n  # one host sync per step, for the log and the progress bar
-                sums["recon"] += recon * n
-                sums["kl"] += kl * n
-                sums["n"] += n
+                stats = torch.stack([terms["loss"].detach() * len(batch) / ranks.world, terms["recon"].detach() * n,
+                                     terms["kl"].detach() * n, torch.tensor(float(n), device=dev)]).double()
+                if ranks.world > 1:
+                    dist.all_reduce(stats)
+                loss, recon, kl, count = stats.tolist()  # one host sync per step, for the log and the bar
+                sums["loss"] += loss
+                sums["recon"] += recon
+                sums["kl"] += kl
+                sums["n"] += count
                 step += 1
                 batch_pos += 1
                 bar.update(1)
@@ -235,8 +305,13 @@ def train(
                    "beta": kl_weight(step, steps_per_epoch, config),
                    "train_loss": sums["loss"] / max(sums["n"], 1), "train_recon": sums["recon"] / max(sums["n"], 1),
                    "train_kl": sums["kl"] / max(sums["n"], 1)}
-            row.update(evaluate_epoch(net, vocab, config, tokens[val_idx_t.to(dev)], lengths[val_idx_t.to(dev)],
-                                      dev, seed=config.seed * 1000 + epoch))
+            if ranks.main:
+                row.update(evaluate_epoch(net, vocab, config, tokens[val_idx_t.to(dev)],
+                                          lengths[val_idx_t.to(dev)], dev, seed=config.seed * 1000 + epoch))
+            if ranks.world > 1:  # every rank takes the same early-stopping decision
+                shared = [row]
+                dist.broadcast_object_list(shared, src=0)
+                row = shared[0]
             row["seconds"] = time.perf_counter() - t_epoch
             t_epoch = time.perf_counter()
             history.append(row)
@@ -251,13 +326,13 @@ def train(
                     best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
             else:
                 bad_epochs += 1
-            if out is not None and (bad_epochs == 0 or not config.keep_best):
-                save_weights(net.state_dict(), out / "model.safetensors")
+            if writer is not None and (bad_epochs == 0 or not config.keep_best):
+                save_weights(net.state_dict(), writer / "model.safetensors")
             epoch += 1
             batch_pos = 0
             sums = {"loss": 0.0, "recon": 0.0, "kl": 0.0, "n": 0.0}
-            if out is not None:
-                write_log(history, out / "train_log.csv")
+            if writer is not None:
+                write_log(history, writer / "train_log.csv")
             if time_up:
                 stopped_early = True
                 if progress:
@@ -278,8 +353,11 @@ def train(
             best_state = load_weights(out / "model.safetensors")
         if best_state is not None:
             net.load_state_dict({k: v.to(dev) for k, v in best_state.items()})
-    if out is not None and history:
-        plot_training_curves(out / "train_log.csv", out / "training_curves.png")
+    if writer is not None and history:
+        plot_training_curves(writer / "train_log.csv", writer / "training_curves.png")
+    if ranks.world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
     net.eval()
     return TrainResult(net, vocab, config, history, train_smiles, val_smiles, out)
 

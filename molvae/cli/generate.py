@@ -29,6 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ref", help="reference set for --evaluate: a file or moses-test / moses-test-scaffolds")
     p.add_argument("--train", help="training set for novelty in --evaluate (default: the model's own)")
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--condition", metavar="NAME=VALUE,...",
+                   help="a conditional model: the property values to sample at, e.g. logp=3.0,qed=0.8")
     p.set_defaults(func=run_sample)
 
     p = sub.add_parser("encode", help="encode molecules to latent means")
@@ -107,8 +109,19 @@ def run_sample(args: argparse.Namespace) -> int:
     if args.evaluate and not args.ref:
         raise ConfigError("--evaluate needs --ref (a file, moses-test or moses-test-scaffolds)")
     model = load_model(args.model, args.device)
-    df = model.sample(args.num, temperature=args.temperature, seed=args.seed, batch_size=args.batch_size,
-                      progress=not args.quiet)
+    condition = None
+    if args.condition:
+        from molvae.conditions import parse_condition
+
+        condition = parse_condition(args.condition)
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        df = model.sample(args.num, temperature=args.temperature, seed=args.seed, batch_size=args.batch_size,
+                          progress=not args.quiet, condition=condition)
+    for w in caught:
+        print(f"molvae sample: warning: {w.message}", file=sys.stderr)
     n_valid = int(df["valid"].sum())
     print(f"{len(df)} sampled: validity {n_valid / len(df):.4f}, uniqueness "
           f"{df['unique'].sum() / max(n_valid, 1):.4f}, novelty {df['novel'][df['unique']].mean():.4f} "

@@ -28,6 +28,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--" + field.replace("_", "-"), type=kind, dest=field, metavar=field.upper())
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="set any ModelConfig field, e.g. --set dec_layers=2 (repeatable)")
+    p.add_argument("--condition", dest="conditions", metavar="PROP,...",
+                   help="train a conditional VAE on RDKit properties: logp, qed, sa, mw, tpsa, hbd, hba, ...")
+    p.add_argument("--condition-columns", metavar="COL,...",
+                   help="train a conditional VAE on numeric columns of the .csv/.tsv data")
+    p.add_argument("--prior", choices=["normal", "vampprior"], help="latent prior (default: normal)")
     p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
     p.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
     p.set_defaults(func=run)
@@ -59,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     options = {f: getattr(args, f) for f in _CONFIG_FLAGS}
-    options.update(stereo=args.stereo, largest_fragment=args.largest_fragment)
+    options.update(stereo=args.stereo, largest_fragment=args.largest_fragment, conditions=args.conditions,
+                   condition_columns=args.condition_columns, prior=args.prior)
     options.update(parse_sets(args.set))
     if args.resume and (args.config or args.preset):
         print("molvae train: note: --resume uses the run's saved config; --config/--preset are ignored",

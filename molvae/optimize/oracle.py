@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from molvae.errors import ObjectiveError
+from molvae.errors import ConfigError, ObjectiveError
 from molvae.optimize.storage import StorageError, make_engine, redact
 
 __all__ = ["Oracle", "Answer", "worker_id"]
@@ -208,6 +208,9 @@ class Oracle:
                     raise ObjectiveError(
                         f"study {self.study!r} uses constraints {row['constraints'] or '(none)'!r}, "
                         f"not {constraints or '(none)'!r}; use another study name")
+                if budget is not None and budget < row["n_calls"]:
+                    raise ConfigError(f"budget {budget} is below the {row['n_calls']} calls study "
+                                      f"{self.study!r} has already made")
                 if budget is not None and budget != row["budget"]:
                     conn.execute(st.update().where(st.c.study == self.study).values(budget=budget))
                     return budget, int(row["n_calls"])
