@@ -228,8 +228,8 @@ class MolVAE:
             warnings.warn(f"no values given for condition {', '.join(missing)}; using the training mean "
                           f"(pass condition={{{missing[0]!r}: ...}})", ConditionWarning, stacklevel=3)
             computed.update({name: np.full(n, spec.mean[spec.names.index(name)]) for name in missing})
-        return spec.request({**computed, **{k: np.broadcast_to(np.asarray(v, float), (n,)) for k, v in condition.items()}},
-                            n, what="condition")
+        given = {k: np.broadcast_to(np.asarray(v, float), (n,)) for k, v in condition.items()}
+        return spec.request({**computed, **given}, n, what="condition", unchecked=list(computed))
 
     # ------------------------------------------------------------------ encoding and decoding
     @torch.no_grad()

@@ -109,11 +109,12 @@ class ConditionSpec:
             raise ConfigError(f"unknown condition {unknown[0]!r}; this model was trained on: {', '.join(self.names)}")
 
     def request(self, condition: Mapping[str, Any] | None, n: int, seed: int | None = 0,
-                what: str = "condition") -> np.ndarray:
+                what: str = "condition", unchecked: Sequence[str] = ()) -> np.ndarray:
         """Standardized conditions ``(n, C)`` float32 for a request ``{name: value or n values}``.
 
         Conditions not named are drawn from the training distribution (a Gaussian with the saved
-        correlations) given the named ones, so ``request(None, n)`` samples all of them.
+        correlations) given the named ones, so ``request(None, n)`` samples all of them. Names in
+        ``unchecked`` (measured properties of given molecules, not requests) are not range-checked.
 
         :raises ConfigError: an unknown name, a non-finite value, or a wrong number of values.
         :warns ConditionWarning: a value outside the training range or beyond 3 standard deviations.
@@ -130,7 +131,8 @@ class ConditionSpec:
                 raise ConfigError(f"{what} {name}: expected a number or {n} numbers, got {condition[name]!r}")
             if not np.isfinite(value).all():
                 raise ConfigError(f"{what} {name}: values must be finite, got {condition[name]!r}")
-            self._warn_range(name, i, value)
+            if name not in unchecked:
+                self._warn_range(name, i, value)
             out[:, i] = (value - self.mean[i]) / self.std[i]
         missing = [i for i in range(c) if i not in given]
         if missing:

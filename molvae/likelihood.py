@@ -20,6 +20,7 @@ flagged.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass
@@ -46,7 +47,9 @@ def likelihood_bounds(net: torch.nn.Module, tokens: torch.Tensor, lengths: torch
     Returns float64 arrays ``(N,)`` in nats: ``iwae`` (the k-sample bound), ``elbo`` (the mean of the
     k single-sample ELBO estimates: an unbiased estimate of the ELBO), ``recon`` (``-log p(x|mu)``,
     greedy-free reconstruction error at the posterior mean) and ``n_tokens`` (tokens + ``<eos>``).
-    Computed in float32 on the network's device, in eval mode; reproducible with ``seed``.
+    Computed in float32 on the network's device, in eval mode. Each molecule's samples come from its
+    own generator, seeded by ``seed`` and its tokens: its bounds do not depend on the other molecules
+    in the call or on ``batch_elems``.
     """
     from tqdm.auto import tqdm
 
@@ -55,7 +58,7 @@ def likelihood_bounds(net: torch.nn.Module, tokens: torch.Tensor, lengths: torch
     dev = next(net.parameters()).device
     was_training = net.training
     net.eval()
-    gen = torch.Generator(device=dev).manual_seed(seed if seed is not None else int(torch.seed() % 2**31))
+    base_seed = seed if seed is not None else int(torch.seed() % 2**31)
     n = len(tokens)
     out = {key: np.zeros(n) for key in ("iwae", "elbo", "recon", "n_tokens")}
     components = net.prior_components() if getattr(net, "prior", None) is not None else None
@@ -76,10 +79,12 @@ def likelihood_bounds(net: torch.nn.Module, tokens: torch.Tensor, lengths: torch
                 b = len(idx)
                 inputs, targets = _teacher_inputs(net, tok, length)
                 out["recon"][idx.numpy()] = -_log_px(net, mu, c, inputs, targets).double().cpu().numpy()
+                noise = torch.stack([_molecule_noise(row[:n], base_seed, k, mu.shape[1])
+                                     for row, n in zip(tok.tolist(), length.tolist())]).to(dev)  # (b, k, Z)
                 log_w = []
                 for s0 in range(0, k, samples_per_pass):
                     s = min(samples_per_pass, k - s0)
-                    eps = torch.randn((b, s, mu.shape[1]), generator=gen, device=dev)
+                    eps = noise[:, s0:s0 + s]
                     z = mu[:, None] + eps * torch.exp(0.5 * logvar)[:, None]  # (b, s, Z)
                     log_q = -0.5 * (eps.pow(2) + logvar[:, None] + math.log(2 * math.pi)).sum(-1)
                     zf = z.reshape(b * s, -1)
@@ -96,6 +101,14 @@ def likelihood_bounds(net: torch.nn.Module, tokens: torch.Tensor, lengths: torch
         bar.close()
         net.train(was_training)
     return out
+
+
+def _molecule_noise(ids: list[int], seed: int, k: int, dim: int) -> torch.Tensor:
+    """Standard-normal ``(k, dim)`` noise that depends only on a molecule's tokens and the seed."""
+    digest = hashlib.blake2b(np.asarray(ids, dtype=np.int64).tobytes(), digest_size=8,
+                             key=int(seed).to_bytes(8, "little", signed=True)).digest()
+    gen = torch.Generator().manual_seed(int.from_bytes(digest, "little") % (2**63))
+    return torch.randn((k, dim), generator=gen)
 
 
 def _teacher_inputs(net: torch.nn.Module, tokens: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

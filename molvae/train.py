@@ -2,7 +2,9 @@
 
 A run directory is also the model directory: ``config.json``, ``vocab.json``, ``model.safetensors``
 (best weights by validation loss), ``train_log.csv``, ``train_hashes.npy`` (novelty), ``val.smi``,
-``rejects.csv``, ``data_report.txt``, ``checkpoint.pt`` (resume state) and ``training_curves.png``.
+``rejects.csv``, ``data_report.txt``, ``checkpoint.pt`` (resume state) and ``training_curves.png``;
+``conditions.json`` for a conditional model; ``likelihood.json`` (held-out ELBO and IWAE bound) and
+``ood.json`` (the OOD score's calibration), computed once with the final weights.
 
 Resuming is exact: batch order is a pure function of ``(seed, epoch)``, the noise generator's state
 and the running sums of the epoch are in the checkpoint, so a resumed run logs the same losses as
@@ -31,7 +33,7 @@ from molvae.vocab import Vocab
 __all__ = ["train", "resolve_device", "TrainResult", "LOG_COLUMNS", "tokenize"]
 
 LOG_COLUMNS = ["epoch", "step", "lr", "beta", "train_loss", "train_recon", "train_kl", "val_loss", "val_recon",
-               "val_kl", "val_token_acc", "val_exact", "active_units", "sample_validity", "sample_uniqueness",
+               "val_kl", "val_elbo", "val_token_acc", "val_exact", "active_units", "sample_validity", "sample_uniqueness",
                "seconds"]
 
 
@@ -44,6 +46,9 @@ class TrainResult:
     train_smiles: list[str]
     val_smiles: list[str]
     out_dir: Path | None
+    conditions: Any = None  # molvae.conditions.ConditionSpec of a conditional model
+    ood: Any = None  # molvae.likelihood.OODCalibration
+    likelihood: dict[str, Any] | None = None  # held-out ELBO / IWAE of the final weights
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -185,6 +190,12 @@ def train(
     prepared = prepare_molecules(data, max_len=config.max_len, stereo=config.stereo,
                                  largest_fragment=config.largest_fragment, smiles_column=smiles_column,
                                  progress=progress)
+    raw_conditions = None
+    if config.n_conditions:  # molecules without usable values move to the rejects
+        from molvae.conditions import condition_values
+
+        raw_conditions = condition_values(prepared, data, config.conditions, config.condition_columns,
+                                          smiles_column, progress)
     if progress:
         print(prepared.summary())
     if len(prepared.smiles) < 2:
@@ -203,6 +214,13 @@ def train(
     train_idx_t = torch.as_tensor(np.asarray(train_idx), dtype=torch.long)
     val_idx_t = torch.as_tensor(np.asarray(val_idx), dtype=torch.long)
     train_lengths = lengths.cpu()[train_idx_t]
+    spec = conds = None
+    if raw_conditions is not None:  # standardized with the training split's statistics
+        from molvae.conditions import ConditionSpec
+
+        spec = ConditionSpec.fit(config.condition_names, ["rdkit"] * len(config.conditions)
+                                 + ["column"] * len(config.condition_columns), raw_conditions[train_idx])
+        conds = torch.as_tensor(spec.standardize(raw_conditions), device=dev)
 
     if writer is not None:
         prepared.write_rejects(writer / "rejects.csv")
@@ -211,9 +229,16 @@ def train(
         vocab.save(writer / "vocab.json")
         np.save(writer / "train_hashes.npy", np.sort(smiles_hashes(train_smiles)), allow_pickle=False)
         (writer / "val.smi").write_text("\n".join(val_smiles) + "\n")
+        if spec is not None:
+            spec.save(writer / "conditions.json")
 
     torch.manual_seed(config.seed)
     net = VAE(config, len(vocab)).to(dev)
+    if net.prior is not None and state is None:  # VampPrior: start the pseudo-inputs at training molecules
+        pick = train_idx_t[torch.randperm(len(train_idx_t), generator=torch.Generator().manual_seed(config.seed))
+                           [:config.vamp_components]].to(dev)
+        with torch.no_grad():
+            net.prior.init_from(net.embed(tokens[pick]), conds[pick] if conds is not None else None)
     objective: torch.nn.Module = _Objective(net)
     if ranks.world > 1:
         objective = torch.nn.parallel.DistributedDataParallel(
@@ -279,7 +304,7 @@ def train(
                     # scaled so that DDP's average of the ranks' gradients is the global batch's mean
                     terms = objective(tokens[idx, :width], lengths[idx], beta, eps=eps[mine],
                                       drop=drop[mine] if drop is not None else None,
-                                      scale=n * ranks.world / len(batch))
+                                      scale=n * ranks.world / len(batch), cond=conds[idx] if conds is not None else None)
                 opt.zero_grad(set_to_none=True)
                 terms["loss"].backward()
                 if config.grad_clip > 0:
@@ -307,7 +332,8 @@ def train(
                    "train_kl": sums["kl"] / max(sums["n"], 1)}
             if ranks.main:
                 row.update(evaluate_epoch(net, vocab, config, tokens[val_idx_t.to(dev)],
-                                          lengths[val_idx_t.to(dev)], dev, seed=config.seed * 1000 + epoch))
+                                          lengths[val_idx_t.to(dev)], dev, seed=config.seed * 1000 + epoch,
+                                          cond=conds[val_idx_t.to(dev)] if conds is not None else None))
             if ranks.world > 1:  # every rank takes the same early-stopping decision
                 shared = [row]
                 dist.broadcast_object_list(shared, src=0)
@@ -355,17 +381,46 @@ def train(
             net.load_state_dict({k: v.to(dev) for k, v in best_state.items()})
     if writer is not None and history:
         plot_training_curves(writer / "train_log.csv", writer / "training_curves.png")
+    likelihood = ood = None
+    if ranks.main and config.eval_iwae_k > 0:
+        vi = val_idx_t[: config.n_val_likelihood].to(dev)
+        likelihood, ood = heldout_likelihood(net, config, tokens[vi], lengths[vi],
+                                             conds[vi] if conds is not None else None, progress)
+        if writer is not None:
+            import json
+
+            (writer / "likelihood.json").write_text(json.dumps(likelihood, indent=2) + "\n")
+            ood.save(writer / "ood.json")
+        if progress:
+            print(f"held-out likelihood ({likelihood['n']} molecules): ELBO {likelihood['elbo']:.3f}, "
+                  f"IWAE (k={likelihood['k']}) {likelihood['iwae']:.3f} nats per molecule; "
+                  f"OOD threshold {ood.threshold:.3f} ({ood.quantile:g} quantile)")
     if ranks.world > 1:
         dist.barrier()
         dist.destroy_process_group()
     net.eval()
-    return TrainResult(net, vocab, config, history, train_smiles, val_smiles, out)
+    return TrainResult(net, vocab, config, history, train_smiles, val_smiles, out, spec, ood, likelihood)
+
+
+@torch.no_grad()
+def heldout_likelihood(net: VAE, config: ModelConfig, tokens: torch.Tensor, lengths: torch.Tensor,
+                       cond: torch.Tensor | None, progress: bool = False) -> tuple[dict[str, Any], Any]:
+    """Mean held-out ELBO and IWAE bound (``config.eval_iwae_k`` samples, nats per molecule), and the
+    OOD score calibrated on the same molecules (threshold: their ``config.ood_quantile`` quantile)."""
+    from molvae.likelihood import OODCalibration, likelihood_bounds
+
+    k = config.eval_iwae_k
+    b = likelihood_bounds(net, tokens, lengths, cond, k=k, seed=config.seed, progress=progress)
+    summary = {"n": len(tokens), "k": k, "elbo": float(b["elbo"].mean()), "iwae": float(b["iwae"].mean()),
+               "recon": float(b["recon"].mean()), "tokens": float(b["n_tokens"].mean()), "seed": config.seed}
+    return summary, OODCalibration.fit(b, k, config.ood_quantile, config.seed)
 
 
 @torch.no_grad()
 def evaluate_epoch(net: VAE, vocab: Vocab, config: ModelConfig, tokens: torch.Tensor, lengths: torch.Tensor,
-                   device: torch.device, seed: int) -> dict[str, float]:
-    """Validation ELBO terms (at the final beta), greedy reconstruction, active units, prior-sample quality."""
+                   device: torch.device, seed: int, cond: torch.Tensor | None = None) -> dict[str, float]:
+    """Validation ELBO terms (loss at the final beta; ``val_elbo`` at beta 1), greedy reconstruction,
+    active units, prior-sample quality (a conditional model: at the validation molecules' conditions)."""
     from molvae.generate import decode_latents, prior_latents
 
     net.eval()
@@ -376,7 +431,8 @@ def evaluate_epoch(net: VAE, vocab: Vocab, config: ModelConfig, tokens: torch.Te
     for start in range(0, n, 512):
         t, l = tokens[start:start + 512], lengths[start:start + 512]
         width = int(l.max())
-        terms = net.loss(t[:, :width], l, config.beta, generator=gen)
+        terms = net.loss(t[:, :width], l, config.beta, generator=gen,
+                         cond=cond[start:start + 512] if cond is not None else None)
         for k in totals:
             totals[k] += float(terms[k]) * len(t)
         mus.append(terms["mu"].float())
@@ -385,7 +441,7 @@ def evaluate_epoch(net: VAE, vocab: Vocab, config: ModelConfig, tokens: torch.Te
 
     # greedy reconstruction from the posterior mean: token accuracy and exact whole-molecule match
     m = min(n, config.n_val_reconstruct)
-    ids = net.generate(mu[:m], max_len=config.max_len)
+    ids = net.generate(net.with_conditions(mu[:m], cond[:m] if cond is not None else None), max_len=config.max_len)
     correct = total = exact = 0
     for row, target, length in zip(ids.cpu().tolist(), tokens[:m].cpu().tolist(), lengths[:m].cpu().tolist()):
         want = target[:length] + [vocab.eos_id]
@@ -395,12 +451,20 @@ def evaluate_epoch(net: VAE, vocab: Vocab, config: ModelConfig, tokens: torch.Te
         total += len(want)
         exact += hits == len(want)
 
-    smiles, _ = decode_latents(net, vocab, prior_latents(config.n_prior_samples, config.latent_dim, seed, 512),
+    latents = prior_latents(config.n_prior_samples, config.latent_dim, seed, 512)
+    if net.prior is not None:
+        latents = iter([net.prior_sample(config.n_prior_samples, torch.Generator().manual_seed(seed))])
+    if cond is not None:
+        rows = torch.randint(len(cond), (config.n_prior_samples,), generator=torch.Generator().manual_seed(seed))
+        latents = (net.with_conditions(z.to(device), cond[rows[i * 512:i * 512 + len(z)].to(device)])
+                   for i, z in enumerate(latents))
+    smiles, _ = decode_latents(net, vocab, latents,
                                max_len=config.max_len, device=device, temperature=1.0, seed=seed,
                                stereo=config.stereo, n_workers=0)
     valid = [s for s in smiles if s]
     net.train()
     return {"val_loss": totals["loss"] / n, "val_recon": totals["recon"] / n, "val_kl": totals["kl"] / n,
+            "val_elbo": -(totals["recon"] + totals["kl"]) / n,
             "val_token_acc": correct / max(total, 1), "val_exact": exact / max(m, 1), "active_units": active,
             "sample_validity": len(valid) / max(len(smiles), 1),
             "sample_uniqueness": len(set(valid)) / max(len(valid), 1)}

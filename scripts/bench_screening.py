@@ -248,7 +248,8 @@ def classic_rows(zinc: list[str], workers: int) -> dict:
         check = [obj(r[0]) for r in best]  # the objective itself agrees with the bulk computation
         assert all(abs(a - r[column]) < 1e-9 for a, r in zip(check, best)), (key, check)
         out[key] = [(r[0], r[column]) for r in best]
-        print(f"- {label}: top-3 " + " / ".join(f"{r[column]:.2f}" for r in best))
+        digits = 3 if key == "qed" else 2
+        print(f"- {label}: top-3 " + " / ".join(f"{r[column]:.{digits}f}" for r in best))
         for r in best:
             print(f"    {r[column]:.4f}  {r[0]}")
     print("reference (../shared/reference/README.md): standardized 4.52 / 4.30 / 4.23; raw 5.07 / 4.85 / 4.85; "

@@ -438,3 +438,11 @@ def test_objectives_pickle_by_spec(tmp_path):
         assert again.spec == obj.spec and again(IMATINIB) == obj(IMATINIB)
     with pytest.raises(TypeError, match="cannot be pickled"):
         pickle.dumps(get_objective(lambda s: 1.0))
+
+
+def test_best_of_zinc250k_scores_as_published():
+    # ../shared/reference/README.md: ZINC-250k's best penalized logP is 4.52 standardized, 5.07 raw
+    best = "COc1ccc(-c2cc(-c3ccccc3)cc(-c3ccc(Br)cc3)[o+]2)cc1"
+    assert round(get_objective("penalized_logp")(best), 2) == 4.52
+    assert round(get_objective("penalized_logp_raw")(best), 2) == 5.07
+    assert round(get_objective("qed")("CC(C)N1N=CC2=N[C@H](c3ccc(-c4ccccn4)cc3)N[C@@H]21"), 3) == 0.948
