@@ -451,8 +451,8 @@ class MolVAE:
         """Per-molecule likelihood bounds in nats (see :mod:`molvae.likelihood`).
 
         Columns: ``smiles`` (canonical), ``n_tokens``, ``elbo`` (mean single-sample ELBO), ``iwae``
-        (the ``k``-sample bound on ``log p(x)``; equals an ELBO estimate at ``k=1``) and ``recon``
-        (``-log p(x | z=mu)``). The ``k`` samples of many molecules are decoded together on the device.
+        (the ``k``-sample bound on ``log p(x)``; equals an ELBO estimate at ``k=1``), ``recon``
+        (``-log p(x | z=mu)``) and ``kl`` (Monte-Carlo ``KL(q(z|x) || p(z))``). The ``k`` samples of many molecules are decoded together on the device.
 
         :raises InvalidSmilesError, UnknownTokenError, TooLongError: as :meth:`encode`.
         """
@@ -468,7 +468,7 @@ class MolVAE:
         canon = [to_canonical(mol_from_smiles(m), stereo=self.config.stereo,
                               largest_fragment=self.config.largest_fragment) for m in molecules]
         return pd.DataFrame({"smiles": canon, "n_tokens": b["n_tokens"].astype(int), "elbo": b["elbo"],
-                             "iwae": b["iwae"], "recon": b["recon"]})
+                             "iwae": b["iwae"], "recon": b["recon"], "kl": b["kl"]})
 
     def log_likelihood(self, molecules: Sequence[Any] | str, k: int = 100, seed: int | None = 0,
                        condition: Mapping[str, Any] | None = None, batch_elems: int = 4096,

@@ -46,7 +46,8 @@ def likelihood_bounds(net: torch.nn.Module, tokens: torch.Tensor, lengths: torch
 
     Returns float64 arrays ``(N,)`` in nats: ``iwae`` (the k-sample bound), ``elbo`` (the mean of the
     k single-sample ELBO estimates: an unbiased estimate of the ELBO), ``recon`` (``-log p(x|mu)``,
-    greedy-free reconstruction error at the posterior mean) and ``n_tokens`` (tokens + ``<eos>``).
+    greedy-free reconstruction error at the posterior mean), ``kl`` (the mean of ``log q(z|x) - log p(z)``
+    over the samples: a Monte-Carlo KL) and ``n_tokens`` (tokens + ``<eos>``).
     Computed in float32 on the network's device, in eval mode. Each molecule's samples come from its
     own generator, seeded by ``seed`` and its tokens: its bounds do not depend on the other molecules
     in the call or on ``batch_elems``.
@@ -60,7 +61,7 @@ def likelihood_bounds(net: torch.nn.Module, tokens: torch.Tensor, lengths: torch
     net.eval()
     base_seed = seed if seed is not None else int(torch.seed() % 2**31)
     n = len(tokens)
-    out = {key: np.zeros(n) for key in ("iwae", "elbo", "recon", "n_tokens")}
+    out = {key: np.zeros(n) for key in ("iwae", "elbo", "recon", "kl", "n_tokens")}
     components = net.prior_components() if getattr(net, "prior", None) is not None else None
     order = torch.argsort(lengths.cpu(), stable=True)  # similar lengths together: little padding
     per_batch = max(1, batch_elems // k)
@@ -81,7 +82,7 @@ def likelihood_bounds(net: torch.nn.Module, tokens: torch.Tensor, lengths: torch
                 out["recon"][idx.numpy()] = -_log_px(net, mu, c, inputs, targets).double().cpu().numpy()
                 noise = torch.stack([_molecule_noise(row[:n], base_seed, k, mu.shape[1])
                                      for row, n in zip(tok.tolist(), length.tolist())]).to(dev)  # (b, k, Z)
-                log_w = []
+                log_w, kl = [], []
                 for s0 in range(0, k, samples_per_pass):
                     s = min(samples_per_pass, k - s0)
                     eps = noise[:, s0:s0 + s]
@@ -92,9 +93,11 @@ def likelihood_bounds(net: torch.nn.Module, tokens: torch.Tensor, lengths: torch
                     rep = lambda t: t.repeat_interleave(s, dim=0) if t is not None else None  # noqa: E731
                     log_px = _log_px(net, zf, rep(c), rep(inputs), rep(targets)).view(b, s)
                     log_w.append((log_px + log_p - log_q).double())
+                    kl.append((log_q - log_p).double())
                 lw = torch.cat(log_w, dim=1)  # (b, k)
                 out["iwae"][idx.numpy()] = (torch.logsumexp(lw, dim=1) - math.log(k)).cpu().numpy()
                 out["elbo"][idx.numpy()] = lw.mean(1).cpu().numpy()
+                out["kl"][idx.numpy()] = torch.cat(kl, dim=1).mean(1).cpu().numpy()
                 out["n_tokens"][idx.numpy()] = (length + 1).cpu().numpy()
                 bar.update(b)
     finally:

@@ -138,6 +138,9 @@ def report_pmo(out: Path, pmo: dict, screening: dict | None) -> None:
         print(f"### method {method}, budget {int(budget):,}, n_decode {n_decode}, options {options}; "
               f"{len(tasks)} tasks, seeds {seeds}")
         print()
+        if int(budget) != 10000:
+            print(f"(budget {int(budget):,}, not PMO's 10,000: the published columns are not comparable)")
+            print()
         head = "| task | molvae | " + ("our screening | " if screening else "") + " | ".join(PMO_COLUMNS) + \
                " | top-1 | calls | wall s | optimizer s / 1k calls |"
         print(head)

@@ -128,7 +128,7 @@ def test_likelihood_cli(tiny_model, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "IWAE (k=4)" in err and "OOD:" in err
     df = pd.read_csv(out)
-    assert list(df.columns) == ["line", "smiles", "n_tokens", "elbo", "iwae", "recon", "score", "ood"]
+    assert list(df.columns) == ["line", "smiles", "n_tokens", "elbo", "iwae", "recon", "kl", "score", "ood"]
     assert len(df) == 20 and (df["iwae"] >= df["elbo"] - 1e-9).all()
     rejects = pd.read_csv(tmp_path / "ll.rejects.csv")
     assert sorted(rejects["line"]) == [21, 22]

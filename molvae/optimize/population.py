@@ -24,7 +24,7 @@ SIGMAS = np.array([0.1, 0.2, 0.35, 0.5, 0.75, 1.0])  # mutation step sizes, in p
 
 
 def run_population(search: Search, *, population: int = 100, children: int = 50, n_init: int = 100,
-                   crossover: float = 0.5, immigrants: float = 0.05) -> None:
+                   crossover: float = 0.5, immigrants: float = 0.05, parents: str = "encode") -> None:
     """Evolve until the search says stop (see the module docstring).
 
     ``population``: how many of the best molecules breed; ``children``: latent points per
@@ -33,21 +33,40 @@ def run_population(search: Search, *, population: int = 100, children: int = 50,
     children drawn fresh from the prior (diversity).
     """
     space, rng = search.space, search.rng
+    origin: dict[str, np.ndarray] = {}  # molecule -> the latent point that first produced it here
+
+    def evaluate(z: np.ndarray) -> list:
+        points = search.evaluate(z)
+        for point in points:
+            for ans in point.answers:
+                if ans.status == "new":
+                    origin.setdefault(ans.smiles, point.z)
+        return points
+
     known = search.oracle.top(population)
     if len(known) < population and not search.should_stop():
-        search.evaluate(space.prior(n_init))
+        evaluate(space.prior(n_init))
     succ = np.ones(len(SIGMAS))  # bandit over step sizes: Beta(successes + 1, failures + 1),
     fail = np.ones(len(SIGMAS))  # discounted so that it follows the search as it narrows
     while not search.should_stop():
         pool = search.oracle.top(population)  # (smiles, score), best first, shared across workers
         if not pool:
-            search.evaluate(space.prior(children))
+            evaluate(space.prior(children))
             continue
         smiles = [s for s, _ in pool]
-        z_pool = space.encode(smiles)
+        if parents == "origin":
+            z_pool = np.full((len(smiles), space.dim), np.nan)
+            todo = [i for i, s in enumerate(smiles) if s not in origin]
+            for i, s in enumerate(smiles):
+                if s in origin:
+                    z_pool[i] = origin[s]
+            if todo:
+                z_pool[todo] = space.encode([smiles[i] for i in todo])
+        else:
+            z_pool = space.encode(smiles)
         ok = ~np.isnan(z_pool).any(axis=1)
         if not ok.any():
-            search.evaluate(space.prior(children))
+            evaluate(space.prior(children))
             continue
         z_pool = z_pool[ok]
         n = len(z_pool)
@@ -71,7 +90,7 @@ def run_population(search: Search, *, population: int = 100, children: int = 50,
         if fresh.any():
             z[fresh] = space.prior(int(fresh.sum()))
         threshold = pool[-1][1] if len(pool) >= population else -np.inf
-        points = search.evaluate(z)
+        points = evaluate(z)
         succ, fail = 1 + 0.95 * (succ - 1), 1 + 0.95 * (fail - 1)
         for k, point in enumerate(points):
             if fresh[k]:
