@@ -204,7 +204,8 @@ class MolVAE:
             return None
         return self.conditions.request(condition, n, seed=seed)
 
-    def molecule_conditions(self, molecules: Sequence[Any], condition: Mapping[str, Any] | None = None) -> np.ndarray | None:
+    def molecule_conditions(self, molecules: Sequence[Any],
+                            condition: Mapping[str, Any] | None = None) -> np.ndarray | None:
         """Standardized conditions ``(n, C)`` of given molecules: RDKit properties computed from them,
         column conditions from ``condition`` (else the training mean, with a :class:`ConditionWarning`)."""
         from molvae.chem import compute_properties, mol_from_smiles, to_canonical
@@ -443,7 +444,6 @@ class MolVAE:
             df = df.sort_values("distance").drop_duplicates("smiles")
         return df.sort_values("similarity", ascending=False).reset_index(drop=True)
 
-
     # ------------------------------------------------------------------ likelihood and out-of-distribution
     def likelihood(self, molecules: Sequence[Any] | str, k: int = 100, seed: int | None = 0,
                    condition: Mapping[str, Any] | None = None, batch_elems: int = 4096,
@@ -452,7 +452,8 @@ class MolVAE:
 
         Columns: ``smiles`` (canonical), ``n_tokens``, ``elbo`` (mean single-sample ELBO), ``iwae``
         (the ``k``-sample bound on ``log p(x)``; equals an ELBO estimate at ``k=1``), ``recon``
-        (``-log p(x | z=mu)``) and ``kl`` (Monte-Carlo ``KL(q(z|x) || p(z))``). The ``k`` samples of many molecules are decoded together on the device.
+        (``-log p(x | z=mu)``) and ``kl`` (Monte-Carlo ``KL(q(z|x) || p(z))``). The ``k`` samples of
+        many molecules are decoded together on the device.
 
         :raises InvalidSmilesError, UnknownTokenError, TooLongError: as :meth:`encode`.
         """
@@ -480,7 +481,8 @@ class MolVAE:
     def calibrate_ood(self, molecules: Sequence[Any] | None = None, k: int | None = None,
                       quantile: float | None = None, seed: int = 0, progress: bool = False) -> "OODCalibration":
         """Fit the OOD score's scaling and threshold on held-out molecules like the training set
-        (default: the run's ``val.smi``); sets and returns :attr:`ood` (saved as ``ood.json`` by :meth:`save`)."""
+        (default: the first ``config.n_val_likelihood`` of the run's ``val.smi``, ``config.eval_iwae_k``
+        samples, ``config.ood_quantile``); sets and returns :attr:`ood` (written as ``ood.json`` by :meth:`save`)."""
         from molvae.likelihood import OODCalibration, likelihood_bounds
 
         if molecules is None:
@@ -488,8 +490,8 @@ class MolVAE:
             if val is None or not val.exists():
                 raise ConfigError("no held-out molecules to calibrate the OOD score on: pass molecules "
                                   "(held-out SMILES like the training set) to calibrate_ood()")
-            molecules = val.read_text().split()
-        molecules = list(molecules)[: max(self.config.n_val_likelihood, 1)] if molecules else []
+            molecules = val.read_text().split()[: self.config.n_val_likelihood]  # as at the end of training
+        molecules = list(molecules)
         if len(molecules) < 2:
             raise ConfigError(f"calibrating the OOD score needs at least 2 molecules, got {len(molecules)}")
         k = k or self.config.eval_iwae_k or 32
@@ -509,9 +511,10 @@ class MolVAE:
         """How unlike the training set each molecule is: columns ``smiles``, ``score`` (higher = less
         like it), ``ood`` (``score`` above the calibrated threshold) and ``reason``.
 
-        The score is the Mahalanobis distance of (negative IWAE bound, reconstruction error) from
-        held-out molecules (:class:`molvae.likelihood.OODCalibration`): unusually improbable *and*
-        unusually simple molecules both score high. Molecules the model cannot read at all (invalid
+        The score is the larger of two z-scores against held-out molecules: of the negative IWAE
+        bound (improbable as a whole) and of the reconstruction error per token (unfamiliar at each
+        step, which also catches tiny molecules); see :class:`molvae.likelihood.OODCalibration`.
+        Molecules the model cannot read at all (invalid
         SMILES, unknown tokens, too long) are scored ``inf`` and flagged, with the reason. An
         uncalibrated model (no ``ood.json``) is calibrated first on its run's ``val.smi``.
         """

@@ -38,14 +38,22 @@ __all__ = [
 ]
 
 
+_QUIET_DEPTH = 0
+
+
 @contextlib.contextmanager
 def quiet_rdkit() -> Iterator[None]:
-    """Silence RDKit's C++ log while parsing many molecules (errors are reported our way)."""
-    RDLogger.DisableLog("rdApp.*")
+    """Silence RDKit's C++ log while parsing many molecules (errors are reported our way). Nests."""
+    global _QUIET_DEPTH
+    if _QUIET_DEPTH == 0:
+        RDLogger.DisableLog("rdApp.*")
+    _QUIET_DEPTH += 1
     try:
         yield
     finally:
-        RDLogger.EnableLog("rdApp.*")
+        _QUIET_DEPTH -= 1
+        if _QUIET_DEPTH == 0:
+            RDLogger.EnableLog("rdApp.*")
 
 
 def parse_smiles(smiles: str) -> tuple[Chem.Mol | None, str | None]:

@@ -25,13 +25,14 @@ _POOL_THRESHOLD = 4096
 
 def postprocess(selfies: list[str], stereo: bool = True) -> list[str | None]:
     """SELFIES -> SMILES -> RDKit sanitization -> canonical SMILES; ``None`` for empty or invalid."""
-    from molvae.chem import parse_smiles, to_canonical
+    from molvae.chem import parse_smiles, quiet_rdkit, to_canonical
 
     out: list[str | None] = []
-    for s in selfies:
-        smi = selfies_to_smiles(s) if s else ""
-        mol, _ = parse_smiles(smi) if smi else (None, None)
-        out.append(to_canonical(mol, stereo=stereo) if mol is not None else None)
+    with quiet_rdkit():  # generated molecules may trip stereo warnings: they are data, not news
+        for s in selfies:
+            smi = selfies_to_smiles(s) if s else ""
+            mol, _ = parse_smiles(smi) if smi else (None, None)
+            out.append(to_canonical(mol, stereo=stereo) if mol is not None else None)
     return out
 
 

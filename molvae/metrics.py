@@ -961,9 +961,11 @@ def _discrete_kldiv(p_values: np.ndarray, q_values: np.ndarray) -> float:
     """GuacaMol ``discrete_kldiv``: KL of 10-bin histograms on the baseline's bins."""
     from scipy.stats import entropy
 
-    p, bins = np.histogram(p_values, bins=10, density=True)
-    q, _ = np.histogram(q_values, bins=bins, density=True)
-    return float(entropy(p + 1e-10, q + 1e-10))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p, bins = np.histogram(p_values, bins=10, density=True)
+        q, _ = np.histogram(q_values, bins=bins, density=True)
+    q = np.nan_to_num(q)  # no sampled value inside the baseline's bins: no overlap at all (GuacaMol: NaN)
+    return float(entropy(np.nan_to_num(p) + 1e-10, q + 1e-10))
 
 
 def _kl_score(ref_desc: np.ndarray, ref_sim: np.ndarray, desc: np.ndarray, sim: np.ndarray) -> float | None:

@@ -50,7 +50,7 @@ class ModelConfig:
     dec_layers: int = 3
     dropout: float = 0.0  # between stacked GRU layers
     # --- loss and posterior-collapse defences ---
-    beta: float = 0.5  # final KL weight
+    beta: float = 0.1  # final KL weight (below 1, as the MOSES VAE's 0.05: at 1 the posterior collapses)
     kl_schedule: str = "linear"  # linear | cyclical | constant
     kl_warmup_epochs: float = 3.0  # linear: epochs to ramp beta from 0; cyclical: ramp part of each cycle
     kl_cycles: int = 4  # cyclical: number of cycles over the run
@@ -74,8 +74,9 @@ class ModelConfig:
     n_prior_samples: int = 300  # prior samples for validity/uniqueness after each epoch
     n_val_reconstruct: int = 500  # validation molecules reconstructed greedily after each epoch
     # --- conditional generation (CVAE) ---
-    conditions: list[str] = field(default_factory=list)  # RDKit properties the model is conditioned on (logp, qed, sa, mw, tpsa, hbd, hba)
-    condition_columns: list[str] = field(default_factory=list)  # numeric columns of the data file used as conditions
+    # RDKit properties the encoder and decoder are conditioned on (logp, qed, sa, mw, tpsa, hbd, hba, ...)
+    conditions: list[str] = field(default_factory=list)
+    condition_columns: list[str] = field(default_factory=list)  # numeric data columns used as conditions
     # --- prior ---
     prior: str = "normal"  # normal (N(0, I)) | vampprior (mixture of posteriors at learned pseudo-inputs)
     vamp_components: int = 100  # vampprior: number of pseudo-inputs K
@@ -333,7 +334,8 @@ class VAE(nn.Module):
         _, h = self.encoder(self.prior.pseudo_inputs)
         return self._posterior(h, self.prior.pseudo_conditions)
 
-    def prior_log_prob(self, z: torch.Tensor, components: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    def prior_log_prob(self, z: torch.Tensor,
+                       components: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """``log p(z)`` ``(B,)`` float32 under the model's prior (pass ``components`` to reuse them)."""
         if self.prior is None:
             return normal_log_prob(z)
@@ -388,10 +390,12 @@ class VAE(nn.Module):
         never = torch.zeros(self.vocab_size, dtype=torch.bool, device=z.device)
         never[[self.pad_id, self.bos_id]] = True
         first_never = never | (~first_allowed.to(z.device) if first_allowed is not None else never)
+        out = torch.full((b, max_len + 1), self.pad_id, dtype=torch.long, device=z.device)
+        # Only unfinished sequences are decoded: rows leave the batch as soon as they emit <eos>.
+        active = torch.arange(b, device=z.device)
         hidden = self.initial_hidden(z)
         token = torch.full((b,), self.bos_id, dtype=torch.long, device=z.device)
-        done = torch.zeros(b, dtype=torch.bool, device=z.device)
-        out = []
+        width = 0
         for t in range(max_len + 1):
             logits, hidden = self.decode_step(z, token, hidden)
             if t == max_len:  # out of room: end here
@@ -399,16 +403,20 @@ class VAE(nn.Module):
                 logits[:, self.eos_id] = 0.0
             logits = logits.masked_fill(first_never if t == 0 else never, float("-inf"))
             if temperature and temperature > 0:
-                probs = torch.softmax(logits.float() / temperature, dim=-1)
-                token = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+                # inverse-CDF sampling: one uniform per row (multinomial draws one per token)
+                cdf = torch.softmax(logits.float() / temperature, dim=-1).cumsum(-1)
+                u = torch.rand(len(cdf), 1, device=cdf.device, generator=generator) * cdf[:, -1:]
+                token = torch.searchsorted(cdf, u, right=True).squeeze(1).clamp_(max=self.vocab_size - 1)
             else:
                 token = logits.argmax(dim=-1)
-            token = token.masked_fill(done, self.pad_id)
-            out.append(token)
-            done |= token == self.eos_id
-            if bool(done.all()):
+            out[active, t] = token
+            width = t + 1
+            going = token != self.eos_id
+            if not bool(going.any()):
                 break
-        return torch.stack(out, dim=1)
+            if not bool(going.all()):
+                active, token, z, hidden = active[going], token[going], z[going], hidden[:, going]
+        return out[:, :width]
 
     # --- loss ---
     def loss(self, tokens: torch.Tensor, lengths: torch.Tensor, beta: float,

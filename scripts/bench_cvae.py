@@ -6,7 +6,7 @@ A ``small``-preset VAE conditioned on logP and QED is trained on ``data/moses_sa
 MOSES training molecules) with the same schedule as ``bench_likelihood.py``'s plain VAE, which is
 the unconditional baseline (reused from ``--runs/normal`` when present). For logP requested at 1..5
 (QED then drawn from its training distribution given logP) and for two two-property requests,
-``--n`` latent points are sampled at temperature 1; the mean absolute error is over the valid,
+``--n`` latent points are sampled at ``--temperature`` (default 1); the mean absolute error is over the valid,
 unique samples. Unconditional: the plain VAE's samples against each requested value.
 """
 
@@ -47,37 +47,40 @@ def main() -> None:
     ap.add_argument("--runs", default="/tmp/molvae_bench")
     ap.add_argument("--retrain", action="store_true")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu", help="cpu | cuda (training and sampling)")
+    ap.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1)")
     ap.add_argument("--out", default="bench_cvae.json")
     args = ap.parse_args()
     import torch
 
     torch.set_num_threads(args.threads)
     print(f"machine: {platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"torch {torch.__version__}, threads {args.threads}, device cpu")
+          f"torch {torch.__version__}, threads {args.threads}, device {args.device}"
+          + (f" ({torch.cuda.get_device_name()})" if args.device.startswith("cuda") else ""))
     print(f"settings: small preset, data/moses_sample.smi, {args.epochs} epochs, lr 2e-3, beta 0.5; "
-          f"{args.n} samples per request at T=1; MAE over valid unique samples")
+          f"{args.n} samples per request at T={args.temperature:g}; MAE over valid unique samples")
     runs = Path(args.runs)
-    cvae = train_or_load("cvae_logp_qed", runs, args.epochs, args.retrain, conditions=["logp", "qed"])
-    plain = train_or_load("normal", runs, args.epochs, args.retrain)
+    cvae = train_or_load("cvae_logp_qed", runs, args.epochs, args.retrain, args.device, conditions=["logp", "qed"])
+    plain = train_or_load("normal", runs, args.epochs, args.retrain, args.device)
     spec = cvae.conditions
     print("training logP mean %.3f std %.3f range %.2f..%.2f; QED mean %.3f std %.3f" % (
         spec.mean[0], spec.std[0], spec.low[0], spec.high[0], spec.mean[1], spec.std[1]))
 
     t = time.perf_counter()
-    base_df = plain.sample(args.n, seed=0, progress=False)
+    base_df = plain.sample(args.n, seed=0, temperature=args.temperature, progress=False)
     requests = [{"logp": v} for v in (1.0, 2.0, 3.0, 4.0, 5.0)] + [{"logp": 2.0, "qed": 0.9},
                                                                     {"logp": 4.0, "qed": 0.6}]
     rows = []
     for req in requests:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            df = cvae.sample(args.n, seed=0, condition=req, progress=False)
+            df = cvae.sample(args.n, seed=0, condition=req, temperature=args.temperature, progress=False)
         cond = summarize(df, req)
         base = summarize(base_df, req)
         rows.append({"request": req, "cvae": cond, "unconditional": base,
                      "warnings": [str(w.message) for w in caught]})
         print(json.dumps(rows[-1]))
-    free = summarize(cvae.sample(args.n, seed=0, progress=False), {"logp": float(spec.mean[0])})
+    free = summarize(cvae.sample(args.n, seed=0, temperature=args.temperature, progress=False), {"logp": float(spec.mean[0])})
     seconds = time.perf_counter() - t
     Path(args.out).write_text(json.dumps({"rows": rows, "cvae_unconditioned": free, "seconds": seconds}, indent=2))
 

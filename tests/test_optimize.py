@@ -378,3 +378,20 @@ def test_an_objective_that_always_fails_stops_the_run_with_one_error():
         oracle([s for s in read_sample(60)])
     log = oracle.log()
     assert (log["status"] == "failed").sum() >= 20 and log["reason"].str.contains("licence").all()
+
+
+def test_sampler_trials_are_recorded_in_the_shared_study_and_resumed(tiny_model, tmp_path):
+    import optuna
+
+    first = optimize(tiny_model, "qed", budget=20, method="tpe", out=tmp_path, progress=False, patience=400)
+    study = optuna.load_study(study_name="molvae", storage=f"sqlite:///{tmp_path / 'study.db'}")
+    n_first = len(study.trials)
+    assert n_first == first.stats["latent_points"]
+    t = study.best_trial
+    assert len(t.user_attrs["u"]) == tiny_model.latent_dim and t.user_attrs["smiles"] in set(first.df["smiles"])
+    second = optimize(tiny_model, "qed", budget=40, method="tpe", out=tmp_path, resume=True, progress=False,
+                      patience=400)
+    study = optuna.load_study(study_name="molvae", storage=f"sqlite:///{tmp_path / 'study.db'}")
+    assert len(study.trials) == n_first + second.stats["latent_points"]
+    assert len({tr.user_attrs["worker"] for tr in study.trials}) == 2
+    _check_log(second, 40)

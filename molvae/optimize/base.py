@@ -8,7 +8,6 @@ of its molecules could be scored, so samplers keep learning from failures instea
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,44 +40,36 @@ class Search:
     """The state a strategy works with: model space, oracle, random generator, stop rules."""
 
     space: LatentSpace
-    oracle: Oracle
+    oracle: Oracle  # every objective is maximized
     rng: np.random.Generator
-    seeds: list[str] = field(default_factory=list)  # canonical seed molecules (already scored)
     study: Any = None  # the optuna study of the run
     patience: int = 3000  # stop after this many points in a row that found no new molecule
     max_points: int | None = None  # hard cap on points evaluated by this worker
     progress: Any = None  # a tqdm bar (or None)
-    maximize: tuple[bool, ...] = (True,)
-    n_points: int = 0
-    n_stale: int = 0
-    stopped: str | None = None
-    started: float = field(default_factory=time.perf_counter)
+    n_points: int = 0  # latent points evaluated
+    n_stale: int = 0  # points in a row without a new molecule
+    stopped: str | None = None  # why the search stopped
     best_value: float | None = None  # best first-objective score seen
-    _low: np.ndarray | None = None  # lowest score seen per objective, for the penalty
+    _low: np.ndarray | None = field(default=None, repr=False)  # lowest score per objective, for the penalty
 
     @property
     def n_objectives(self) -> int:
         return len(self.oracle.names)
 
     # ----------------------------------------------------------------- values
-    def _signed(self, scores: tuple[float | None, ...]) -> np.ndarray:
-        return np.array([s if up else -s for s, up in zip(scores, self.maximize)], dtype=float)
-
     def penalty(self) -> tuple[float, ...]:
-        """A finite value worse than anything seen so far (0 before any score)."""
+        """A finite value worse than anything seen so far (0 before any score), per objective."""
         if self._low is None:
             return tuple(0.0 for _ in range(self.n_objectives))
-        signed = self._low - 0.05 * np.maximum(1.0, np.abs(self._low))
-        return tuple(float(v if up else -v) for v, up in zip(signed, self.maximize))
+        return tuple(float(v) for v in self._low - 0.05 * np.maximum(1.0, np.abs(self._low)))
 
     def _note(self, scores: tuple[float | None, ...]) -> None:
         if any(s is None for s in scores):
             return
-        signed = self._signed(scores)
-        self._low = signed if self._low is None else np.minimum(self._low, signed)
-        first = float(scores[0])
-        if self.best_value is None or (first > self.best_value if self.maximize[0] else first < self.best_value):
-            self.best_value = first
+        values = np.asarray(scores, dtype=float)
+        self._low = values if self._low is None else np.minimum(self._low, values)
+        if self.best_value is None or values[0] > self.best_value:
+            self.best_value = float(values[0])
 
     # ----------------------------------------------------------------- evaluation
     def evaluate(self, z: np.ndarray, n_decode: int | None = None) -> list[Point]:
@@ -108,8 +99,10 @@ class Search:
         return points
 
     def _better(self, a: Answer, b: Answer) -> bool:
-        sa, sb = self._signed(a.scores), self._signed(b.scores)
-        return bool(sa[0] > sb[0]) if self.n_objectives == 1 else bool(sa.sum() > sb.sum())
+        """Single objective: the higher score; several: the higher sum (a point gets one molecule)."""
+        if self.n_objectives == 1:
+            return a.score > b.score
+        return sum(a.scores) > sum(b.scores)
 
     def score_smiles(self, smiles: list[str]) -> list[Answer]:
         """Score molecules directly (seeds, re-scoring); counted like decoded ones."""
@@ -137,14 +130,9 @@ class Search:
     def _update_bar(self) -> None:
         if self.progress is not None:
             self.progress.n = min(self.oracle.n_calls, self.oracle.budget)
-            best = self.oracle_best()
-            if best is not None:
-                self.progress.set_postfix_str(f"best={best:.4g}", refresh=False)
+            if self.best_value is not None:
+                self.progress.set_postfix_str(f"best={self.best_value:.4g}", refresh=False)
             self.progress.refresh()
-
-    def oracle_best(self) -> float | None:
-        """Best first-objective score this worker has seen (scored by it or answered from the log)."""
-        return self.best_value
 
     # ----------------------------------------------------------------- stopping
     def should_stop(self) -> bool:

@@ -273,7 +273,7 @@ def optimize(
     bar = tqdm(total=oracle.budget, disable=not progress, desc=f"optimize {'+'.join(o.name for o in objectives)}",
                unit="call", initial=min(oracle.n_calls, oracle.budget))
     search = Search(space=space, oracle=oracle, rng=rng, study=study, patience=patience,
-                    max_points=max_points, progress=bar, maximize=tuple(True for _ in objectives))
+                    max_points=max_points, progress=bar)
     opts = dict(options or {})
     seed_points = None
     search_started = time.perf_counter()
