@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 FORMULA_TASKS = {"isomers_c7h8n2o2", "isomers_c9h10n2o2pf2cl", "sitagliptin_mpo", "zaleplon_mpo"}
 PMO_COLUMNS = ["REINVENT", "Graph_GA", "GP_BO", "SELFIES_VAE_BO", "Screening"]
-PMO_FIELDS = ["task", "method", "seed", "budget", "n_decode", "options", "auc_top10", "top1", "top10_mean", "calls",
+PMO_FIELDS = ["task", "method", "seed", "budget", "n_decode", "temperature", "options", "auc_top10", "top1", "top10_mean", "calls",
               "stopped", "latent_points", "decoded", "invalid_decodes", "wall_s", "oracle_s",
               "optimizer_s_per_1000_calls", "best_smiles"]
 MAX_HEAVY = 38  # ZINC-250k's largest molecule
@@ -96,21 +96,23 @@ def run_pmo(model, args, out: Path) -> None:
     from molvae.optimize import optimize
 
     path = out / "pmo_runs.csv"
-    done = {(r["task"], r["method"], r["seed"], r["budget"], r["n_decode"], r["options"]) for r in read_rows(path)}
+    done = {(r["task"], r["method"], r["seed"], r["budget"], r["n_decode"], r["temperature"], r["options"])
+            for r in read_rows(path)}
     tasks = args.tasks or list(PMO_TASKS)
     options = json.dumps(args.option, sort_keys=True)
     for task in tasks:
         for method in args.methods:
             for seed in args.seeds:
-                key = (task, method, str(seed), str(args.budget), str(args.n_decode), options)
+                key = (task, method, str(seed), str(args.budget), str(args.n_decode), str(args.temperature), options)
                 if key in done:
                     continue
                 t0 = time.perf_counter()
                 res = optimize(model, task, budget=args.budget, method=method, seed=seed, n_decode=args.n_decode,
-                               patience=args.patience, options=args.option, progress=not args.quiet)
+                               temperature=args.temperature, patience=args.patience, options=args.option,
+                               progress=not args.quiet)
                 best = res.best(10)
                 row = dict(task=task, method=method, seed=seed, budget=args.budget, n_decode=args.n_decode,
-                           options=options, auc_top10=round(res.auc(k=10, freq=100, budget=args.budget), 4),
+                           temperature=args.temperature, options=options, auc_top10=round(res.auc(k=10, freq=100, budget=args.budget), 4),
                            top1=round(float(best["score"].iloc[0]), 4) if len(best) else 0.0,
                            top10_mean=round(float(best["score"].mean()), 4) if len(best) else 0.0,
                            calls=int(res.df["call"].notna().sum()), best_smiles=best["smiles"].iloc[0] if len(best) else "",
@@ -127,15 +129,17 @@ def report_pmo(out: Path, pmo: dict, screening: dict | None) -> None:
         return
     from molvae.objectives import PMO_TASKS
 
-    configs = sorted({(r["method"], r["budget"], r["n_decode"], r["options"]) for r in rows})
+    configs = sorted({(r["method"], r["budget"], r["n_decode"], r["temperature"], r["options"]) for r in rows})
     print()
     print("## PMO: AUC top-10 (mean ± std over seeds)")
-    for method, budget, n_decode, options in configs:
-        sel = [r for r in rows if (r["method"], r["budget"], r["n_decode"], r["options"]) == (method, budget, n_decode, options)]
+    for config in configs:
+        method, budget, n_decode, temperature, options = config
+        sel = [r for r in rows if (r["method"], r["budget"], r["n_decode"], r["temperature"], r["options"]) == config]
         tasks = [t for t in PMO_TASKS if any(r["task"] == t for r in sel)]
         seeds = sorted({int(r["seed"]) for r in sel})
         print()
-        print(f"### method {method}, budget {int(budget):,}, n_decode {n_decode}, options {options}; "
+        print(f"### method {method}, budget {int(budget):,}, n_decode {n_decode} (temperature {temperature}), "
+              f"options {options}; "
               f"{len(tasks)} tasks, seeds {seeds}")
         print()
         if int(budget) != 10000:
@@ -237,7 +241,7 @@ def run_classic(model, args, out: Path) -> None:
             if (task, method, str(seed), str(args.budget)) in done:
                 continue
             res = optimize(model, task, budget=args.budget, method=method, seed=seed, n_decode=args.n_decode,
-                           constraints=[f"heavy_atoms<={MAX_HEAVY}"], patience=args.patience, options=args.option,
+                           temperature=args.temperature, constraints=[f"heavy_atoms<={MAX_HEAVY}"], patience=args.patience, options=args.option,
                            progress=not args.quiet)
             best = res.best(3)
             row = dict(task=task, method=method, seed=seed, budget=args.budget, n_decode=args.n_decode,
@@ -267,7 +271,8 @@ def run_constrained(model, args, out: Path) -> None:
                 continue
             res = optimize(model, "penalized_logp", budget=args.constrained_budget, method=method, seed=i,
                            seeds=[smi], constraints=[f"similarity>={delta}:{smi}", f"heavy_atoms<={MAX_HEAVY}"],
-                           n_decode=args.n_decode, patience=args.patience, options=args.option, progress=False)
+                           n_decode=args.n_decode, temperature=args.temperature, patience=args.patience,
+                           options=args.option, progress=False)
             cand = res.scored[res.scored["smiles"] != smi]
             ref = morgan_fingerprint(parse_smiles(smi)[0], 2, 2048)
             if len(cand):
@@ -339,7 +344,8 @@ def main() -> int:
     parser.add_argument("--methods", nargs="+", default=["population"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--budget", type=int, default=10000)
-    parser.add_argument("--n-decode", type=int, default=4)
+    parser.add_argument("--n-decode", type=int, default=1, help="molecules decoded per latent point")
+    parser.add_argument("--temperature", type=float, default=1.0, help="temperature of the extra decodings")
     parser.add_argument("--patience", type=int, default=3000)
     parser.add_argument("--option", type=json.loads, default={}, help="strategy options as JSON")
     parser.add_argument("--pmo", action="store_true", help="run the PMO tasks (default if nothing else is chosen)")
@@ -370,6 +376,7 @@ def main() -> int:
         model = MolVAE.load(args.model, device="cpu" if args.threads else "auto")
         print(f"model: {args.model} ({model!r})")
         print(f"settings: methods={args.methods} seeds={args.seeds} budget={args.budget} n_decode={args.n_decode} "
+              f"temperature={args.temperature} "
               f"patience={args.patience} options={args.option} tasks={args.tasks or 'all 20'}")
         if not (args.classic or args.constrained) or args.pmo:
             run_pmo(model, args, out)
