@@ -127,6 +127,21 @@ class MolVAE:
                     (path / name).write_text((self.path / name).read_text())
         return path
 
+    @staticmethod
+    def available_pretrained() -> list[str]:
+        """Names of the models shipped inside the package (``molvae/pretrained/NAME``)."""
+        root = Path(__file__).parent / "pretrained"
+        return sorted(p.name for p in root.iterdir() if (p / "config.json").exists()) if root.is_dir() else []
+
+    @classmethod
+    def pretrained(cls, name: str, device: str = "auto") -> "MolVAE":
+        """A model shipped with molvae, by name; works offline right after ``pip install``."""
+        names = cls.available_pretrained()
+        if name not in names:
+            raise CheckpointError(f"no pretrained model {name!r} ships with this molvae; "
+                                  f"available: {', '.join(names) or 'none yet'}")
+        return cls.load(Path(__file__).parent / "pretrained" / name, device=device)
+
     @classmethod
     def load(cls, path: str | Path, device: str = "auto") -> "MolVAE":
         """Load a model directory (or a shipped pretrained name). Never executes code from the files."""

@@ -38,8 +38,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 FORMULA_TASKS = {"isomers_c7h8n2o2", "isomers_c9h10n2o2pf2cl", "sitagliptin_mpo", "zaleplon_mpo"}
 PMO_COLUMNS = ["REINVENT", "Graph_GA", "GP_BO", "SELFIES_VAE_BO", "Screening"]
-PMO_FIELDS = ["task", "method", "seed", "budget", "n_decode", "temperature", "options", "auc_top10", "top1", "top10_mean", "calls",
-              "stopped", "latent_points", "decoded", "invalid_decodes", "wall_s", "oracle_s",
+PMO_FIELDS = ["task", "method", "seed", "budget", "n_decode", "temperature", "options", "auc_top10", "top1",
+              "top10_mean", "calls", "stopped", "latent_points", "decoded", "invalid_decodes", "wall_s", "oracle_s",
               "optimizer_s_per_1000_calls", "best_smiles"]
 MAX_HEAVY = 38  # ZINC-250k's largest molecule
 
@@ -91,11 +91,22 @@ def mean_std(values: list[float]) -> tuple[float, float]:
 # --------------------------------------------------------------------------- PMO
 
 
+def zinc_sample(n: int, seed: int) -> list[str]:
+    """``n`` molecules of ZINC-250k drawn with ``seed``: a starting library, as Graph GA draws one in PMO."""
+    import random
+
+    with gzip.open(SHARED / "data" / "zinc250k.smi.gz", "rt") as fh:
+        zinc = [line.split()[0] for line in fh if line.strip()]
+    return random.Random(seed).sample(zinc, n)
+
+
 def run_pmo(model, args, out: Path) -> None:
     from molvae.objectives import PMO_TASKS
     from molvae.optimize import optimize
 
     path = out / "pmo_runs.csv"
+    strategy = dict(args.option)
+    init = int(strategy.pop("init_zinc", 0))  # seeds: a random ZINC library, scored first (charged)
     done = {(r["task"], r["method"], r["seed"], r["budget"], r["n_decode"], r["temperature"], r["options"])
             for r in read_rows(path)}
     tasks = args.tasks or list(PMO_TASKS)
@@ -108,14 +119,16 @@ def run_pmo(model, args, out: Path) -> None:
                     continue
                 t0 = time.perf_counter()
                 res = optimize(model, task, budget=args.budget, method=method, seed=seed, n_decode=args.n_decode,
-                               temperature=args.temperature, patience=args.patience, options=args.option,
-                               progress=not args.quiet)
+                               temperature=args.temperature, patience=args.patience, options=strategy,
+                               seeds=zinc_sample(init, seed) if init else None, progress=not args.quiet)
                 best = res.best(10)
                 row = dict(task=task, method=method, seed=seed, budget=args.budget, n_decode=args.n_decode,
-                           temperature=args.temperature, options=options, auc_top10=round(res.auc(k=10, freq=100, budget=args.budget), 4),
+                           temperature=args.temperature, options=options,
+                           auc_top10=round(res.auc(k=10, freq=100, budget=args.budget), 4),
                            top1=round(float(best["score"].iloc[0]), 4) if len(best) else 0.0,
                            top10_mean=round(float(best["score"].mean()), 4) if len(best) else 0.0,
-                           calls=int(res.df["call"].notna().sum()), best_smiles=best["smiles"].iloc[0] if len(best) else "",
+                           calls=int(res.df["call"].notna().sum()),
+                           best_smiles=best["smiles"].iloc[0] if len(best) else "",
                            **{k: res.stats[k] for k in ("stopped", "latent_points", "decoded", "invalid_decodes",
                                                         "wall_s", "oracle_s", "optimizer_s_per_1000_calls")})
                 append_row(path, PMO_FIELDS, row)
@@ -241,7 +254,8 @@ def run_classic(model, args, out: Path) -> None:
             if (task, method, str(seed), str(args.budget)) in done:
                 continue
             res = optimize(model, task, budget=args.budget, method=method, seed=seed, n_decode=args.n_decode,
-                           temperature=args.temperature, constraints=[f"heavy_atoms<={MAX_HEAVY}"], patience=args.patience, options=args.option,
+                           temperature=args.temperature, constraints=[f"heavy_atoms<={MAX_HEAVY}"],
+                           patience=args.patience, options=args.option,
                            progress=not args.quiet)
             best = res.best(3)
             row = dict(task=task, method=method, seed=seed, budget=args.budget, n_decode=args.n_decode,
@@ -301,10 +315,12 @@ def report_classic(out: Path) -> None:
         print("| task | method | seed | budget | top-1 | top-2 | top-3 | calls | calls to best | wall s |")
         print("|---|---|---|---|---|---|---|---|---|---|")
         for r in rows:
-            print(f"| {r['task']} | {r['method']} | {r['seed']} | {int(r['budget']):,} | {r['top1']} | {r.get('top2', '')} | "
+            print(f"| {r['task']} | {r['method']} | {r['seed']} | {int(r['budget']):,} | {r['top1']} | "
+                  f"{r.get('top2', '')} | "
                   f"{r.get('top3', '')} | {r['calls']} | {r['calls_to_best']} | {float(r['wall_s']):.0f} |")
         print()
-        print("References (../shared/reference/README.md): QED JT-VAE 0.925 / 0.911 / 0.910, GCPN 0.948 / 0.947 / 0.946; "
+        print("References (../shared/reference/README.md): QED JT-VAE 0.925 / 0.911 / 0.910, "
+              "GCPN 0.948 / 0.947 / 0.946; "
               "penalized logP (standardized) JT-VAE 5.30 / 4.93 / 4.49, GCPN 7.98 / 7.85 / 7.80, "
               "best of ZINC-250k 4.52 / 4.30 / 4.23.")
     rows = read_rows(out / "constrained_runs.csv")
@@ -347,7 +363,9 @@ def main() -> int:
     parser.add_argument("--n-decode", type=int, default=1, help="molecules decoded per latent point")
     parser.add_argument("--temperature", type=float, default=1.0, help="temperature of the extra decodings")
     parser.add_argument("--patience", type=int, default=3000)
-    parser.add_argument("--option", type=json.loads, default={}, help="strategy options as JSON")
+    parser.add_argument("--option", type=json.loads, default={},
+                        help='strategy options as JSON; "init_zinc": N starts PMO runs from N random ZINC-250k '
+                             'molecules (scored first, charged)')
     parser.add_argument("--pmo", action="store_true", help="run the PMO tasks (default if nothing else is chosen)")
     parser.add_argument("--classic", action="store_true", help="run unconstrained QED / penalized logP")
     parser.add_argument("--constrained", action="store_true", help="run constrained penalized-logP improvement")

@@ -245,3 +245,9 @@ def test_resume_refuses_changed_data(tmp_path):
     MolVAE.fit(smiles, out=tmp_path / "run", preset="tiny", epochs=1, progress=False)
     with pytest.raises(CheckpointError, match="data differ"):
         MolVAE.fit(smiles[:100], out=tmp_path / "run", resume=True, preset="tiny", progress=False)
+
+
+def test_pretrained_names_are_checked():
+    with pytest.raises(CheckpointError, match="no pretrained model 'nonexistent'"):
+        MolVAE.pretrained("nonexistent")
+    assert isinstance(MolVAE.available_pretrained(), list)

@@ -74,6 +74,8 @@ def load_model(spec: str, device: str = "auto"):
     """A model directory (or, where shipped, a pretrained model's name)."""
     from molvae.api import MolVAE
 
+    if not Path(spec).exists() and spec in MolVAE.available_pretrained():
+        return MolVAE.pretrained(spec, device=device)
     return MolVAE.load(spec, device=device)
 
 

@@ -41,7 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue an existing study without re-charging "
                                                          "molecules already scored")
     p.add_argument("--out", metavar="DIR", help="run directory: calls.csv, best.csv, summary.json, plots")
-    p.add_argument("--n-decode", type=int, default=4, help="molecules decoded per latent point (default 4)")
+    p.add_argument("--n-decode", type=int, default=1, help="molecules decoded per latent point: the greedy one, "
+                                                           "then sampled ones (default 1)")
     p.add_argument("--temperature", type=float, default=1.0, help="temperature of the extra decodings")
     p.add_argument("--bound", type=float, default=3.0, help="latent box |z_i| <= BOUND (default 3)")
     p.add_argument("--seed", type=int, default=0)

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from molvae.errors import ConfigError, ObjectiveError
-from molvae.optimize.storage import StorageError, make_engine, redact
+from molvae.optimize.storage import make_engine, redact
 
 __all__ = ["Oracle", "Answer", "worker_id"]
 

@@ -12,17 +12,16 @@ import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 
 from molvae.errors import ConfigError
+from molvae.optimize import DEFAULT_METHOD, METHODS
 from molvae.optimize.storage import StorageError, check_url, default_url, redact
 
 __all__ = ["optimize", "OptimizationResult", "METHODS", "DEFAULT_METHOD"]
-
-from molvae.optimize import DEFAULT_METHOD, METHODS  # noqa: E402  (defined in the light package module)
 
 
 @dataclass
@@ -80,7 +79,8 @@ class OptimizationResult:
         return plot_result(self, out_dir, n_mols=n_mols)
 
     def save(self, out_dir: str | Path) -> list[Path]:
-        """Write ``calls.csv`` (the whole log), ``best.csv``, ``pareto.csv`` (several objectives) and ``summary.json``."""
+        """Write ``calls.csv`` (the whole log), ``best.csv``, ``summary.json`` and, with several objectives,
+        ``pareto.csv``."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         paths = [out / "calls.csv", out / "best.csv", out / "summary.json"]
@@ -183,7 +183,7 @@ def optimize(
     resume: bool = False,
     worker: bool = False,
     out: str | Path | None = None,
-    n_decode: int = 4,
+    n_decode: int = 1,
     temperature: float = 1.0,
     bound: float = 3.0,
     seed: int = 0,

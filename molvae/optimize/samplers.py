@@ -35,7 +35,9 @@ def _windowed_gp(seed: int) -> Any:
     from optuna.trial import TrialState
 
     class WindowedGPSampler(GPSampler):
-        def _sample_relative_impl(self, study, completed_trials, running_trials, search_space):  # type: ignore[override]
+        def _sample_relative_impl(  # type: ignore[override]
+            self, study, completed_trials, running_trials, search_space
+        ):
             if len(completed_trials) > _GP_WINDOW:
                 done = [t for t in completed_trials if t.state == TrialState.COMPLETE]
                 best = sorted(done, key=lambda t: t.values[0], reverse=True)[: _GP_WINDOW // 2]

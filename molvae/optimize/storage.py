@@ -138,7 +138,7 @@ def optuna_storage(url: str | None) -> Any:
         except Exception as exc:  # optuna wraps driver errors in several types
             reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
             # several workers creating optuna's tables at once: the losers retry and find them made
-            if attempt < 5 and any(w in reason.lower() for w in ("duplicate", "already exists", "deadlock", "locked")):
+            if attempt < 5 and any(w in reason.lower() for w in ("duplicate", "already exists", "deadlock", "locked", "unique constraint")):
                 time.sleep(0.2 * (attempt + 1) * (1 + random.random()))
                 continue
             raise StorageError(f"cannot open storage {redact(url)!r}: {reason}") from None
