@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
@@ -98,7 +99,25 @@ class MolVAE:
                     conditions=getattr(result, "conditions", None), ood=getattr(result, "ood", None),
                     likelihood=getattr(result, "likelihood", None))
         model.history = result.history
+        if out is not None and result.config.final_eval_samples > 0 and os.environ.get("RANK", "0") == "0":
+            model.final_evaluation(result.val_smiles, Path(out), progress=progress)
         return model
+
+    def final_evaluation(self, reference: Sequence[str], out: Path, progress: bool = False) -> dict:
+        """Score ``config.final_eval_samples`` prior samples with :func:`molvae.metrics.evaluate` against
+        held-out molecules (novelty against the training split); written to ``out/metrics.json``."""
+        import json
+
+        from molvae.metrics import evaluate, format_table
+
+        samples = self.sample(self.config.final_eval_samples, seed=self.config.seed, progress=False)
+        metrics = evaluate(samples["smiles"].tolist(), ref=list(reference), train=self.train_hashes,
+                           progress=progress)
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float) + "\n")
+        if progress:
+            print(f"end-of-training evaluation ({len(samples)} prior samples vs {len(reference)} held-out "
+                  f"molecules), written to {out / 'metrics.json'}:\n{format_table(metrics, descriptions=False)}")
+        return metrics
 
     def save(self, path: str | Path) -> Path:
         """Write the model directory: config.json, vocab.json, model.safetensors, train_hashes.npy, and

@@ -73,6 +73,7 @@ class ModelConfig:
     # --- per-epoch evaluation ---
     n_prior_samples: int = 300  # prior samples for validity/uniqueness after each epoch
     n_val_reconstruct: int = 500  # validation molecules reconstructed greedily after each epoch
+    final_eval_samples: int = 1000  # prior samples scored with molvae.metrics against val.smi at the end (0 = off)
     # --- conditional generation (CVAE) ---
     # RDKit properties the encoder and decoder are conditioned on (logp, qed, sa, mw, tpsa, hbd, hba, ...)
     conditions: list[str] = field(default_factory=list)
@@ -199,7 +200,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "small": {"embed_dim": 48, "enc_hidden": 128, "latent_dim": 64, "dec_hidden": 256, "dec_layers": 2},
     # Seconds-scale model for tests.
     "tiny": {"embed_dim": 16, "enc_hidden": 32, "latent_dim": 16, "dec_hidden": 64, "dec_layers": 1,
-             "batch_size": 32, "warmup_steps": 10, "n_prior_samples": 50, "n_val_reconstruct": 50},
+             "batch_size": 32, "warmup_steps": 10, "n_prior_samples": 50, "n_val_reconstruct": 50,
+             "final_eval_samples": 0},
 }
 """Named starting points for :class:`ModelConfig`; a config file or options override them."""
 

@@ -251,3 +251,13 @@ def test_pretrained_names_are_checked():
     with pytest.raises(CheckpointError, match="no pretrained model 'nonexistent'"):
         MolVAE.pretrained("nonexistent")
     assert isinstance(MolVAE.available_pretrained(), list)
+
+
+def test_end_of_training_evaluation_uses_the_metrics(tmp_path):
+    import json
+
+    MolVAE.fit(read_sample(150), out=tmp_path / "run", preset="tiny", epochs=1, final_eval_samples=60, progress=False)
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["validity"] == 1.0
+    assert 0.0 < metrics["IntDiv"] <= 1.0 and metrics["FCD/Test"] > 0
+    assert 0.0 <= metrics["novelty"] <= 1.0
