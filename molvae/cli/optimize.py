@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 
@@ -58,18 +57,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _options(items: list[str]) -> dict:
-    from molvae.errors import ConfigError
+    from molvae.cli._args import parse_key_values
 
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--option {item!r}: expected KEY=VALUE")
-        try:
-            out[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key.strip()] = value
-    return out
+    return parse_key_values(items, "--option")
 
 
 def run(args: argparse.Namespace) -> int:

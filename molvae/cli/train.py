@@ -38,35 +38,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def parse_sets(pairs: list[str]) -> dict:
-    """``key=value`` strings to a dict, values parsed as JSON where they can be (numbers, booleans)."""
-    import json
-
-    from molvae.errors import ConfigError
-
-    out = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise ConfigError(f"--set expects KEY=VALUE, got {pair!r}")
-        key, value = pair.split("=", 1)
-        try:
-            out[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key.strip()] = value
-    return out
-
-
 def run(args: argparse.Namespace) -> int:
     import torch
 
     from molvae.api import MolVAE
+    from molvae.cli._args import parse_key_values
 
     if args.threads:
         torch.set_num_threads(args.threads)
     options = {f: getattr(args, f) for f in _CONFIG_FLAGS}
     options.update(stereo=args.stereo, largest_fragment=args.largest_fragment, conditions=args.conditions,
                    condition_columns=args.condition_columns, prior=args.prior)
-    options.update(parse_sets(args.set))
+    options.update(parse_key_values(args.set, "--set"))
     if args.resume and (args.config or args.preset):
         print("molvae train: note: --resume uses the run's saved config; --config/--preset are ignored",
               file=sys.stderr)

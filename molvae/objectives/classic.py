@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 # ZINC-250k statistics of logP, -SA and -ring penalty used by the JT-VAE literature (Kusner et al. 2017;
-# Jin et al. 2018; the same numbers in GCPN's and TDC's penalized_logp, ../shared/reference/README.md).
+# Jin et al. 2018; the same numbers in GCPN's and TDC's penalized_logp).
 LOGP_MEAN = 2.4570953396190123
 LOGP_STD = 1.434324401111988
 SA_MEAN = -3.0525811293166134
