@@ -47,14 +47,20 @@ def _fit(net, x: np.ndarray, y: np.ndarray, steps: int, rng: np.random.Generator
 
 def run_gradient(search: Search, *, chains: int = 32, steps: int = 6, step_size: float = 0.15,
                  prior_weight: float = 0.05, kappa: float = 0.5, members: int = 4, hidden: int = 256,
-                 n_init: int = 200, fit_steps: int = 200) -> None:
-    """Alternate surrogate fitting and ascent until the search says stop (see the module docstring)."""
+                 n_init: int = 200, fit_steps: int = 200, refit_every: int = 100) -> None:
+    """Alternate surrogate fitting and ascent until the search says stop (see the module docstring).
+
+    The surrogate is refitted once ``refit_every`` new molecules have arrived; when a round finds
+    few new molecules (chains stuck on one molecule), the step length doubles (up to 1.0) and it
+    halves back when rounds are productive.
+    """
     import torch
 
     space, rng = search.space, search.rng
     net = _ensemble(space.dim, members, hidden, int(rng.integers(2**31 - 1)))
     if len(search.oracle.top(n_init)) < n_init and not search.should_stop():
         search.evaluate(space.prior(n_init))
+    fitted_on, step = -refit_every, step_size
     while not search.should_stop():
         data = search.oracle.top(5000)  # best 5,000 molecules of the study (all workers)
         smiles = [s for s, _ in data]
@@ -64,19 +70,22 @@ def run_gradient(search: Search, *, chains: int = 32, steps: int = 6, step_size:
             search.evaluate(space.prior(chains))
             continue
         x, y = z[ok], np.array([v for (_, v), good in zip(data, ok) if good])
-        mu, sd = y.mean(), y.std() + 1e-8
-        _fit(net, x, (y - mu) / sd, fit_steps, rng)
-        fit_steps = max(50, fit_steps // 2)  # warm start: later rounds need fewer steps
+        if len(x) - fitted_on >= refit_every or len(x) < fitted_on:
+            mu, sd = y.mean(), y.std() + 1e-8
+            _fit(net, x, (y - mu) / sd, fit_steps, rng)
+            fit_steps, fitted_on = max(50, fit_steps // 2), len(x)  # warm start: later fits need fewer steps
         # start from the best molecules, a little jittered so chains from one molecule diverge
         starts = x[rng.integers(0, min(len(x), chains), size=chains)] + 0.05 * rng.standard_normal((chains, space.dim))
         zt = torch.tensor(starts, dtype=torch.float32, requires_grad=True)
+        found = 0
         for _ in range(steps):
             preds = torch.stack([m(zt).squeeze(-1) for m in net])
             gain = preds.mean(0) + kappa * preds.std(0) - prior_weight * (zt ** 2).sum(-1) / 2
             (grad,) = torch.autograd.grad(gain.sum(), zt)
             with torch.no_grad():
                 norm = grad.norm(dim=-1, keepdim=True).clamp_min(1e-8)
-                zt += step_size * grad / norm  # fixed-length steps: the surrogate's scale does not matter
-            search.evaluate(zt.detach().numpy())
+                zt += step * grad / norm  # fixed-length steps: the surrogate's scale does not matter
+            found += sum(p.new for p in search.evaluate(zt.detach().numpy()))
             if search.should_stop():
                 return
+        step = min(1.0, 2 * step) if found < chains // 4 else max(step_size, step / 2)
