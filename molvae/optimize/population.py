@@ -3,8 +3,9 @@
 The population is the best molecules scored so far in the study (by this worker, earlier runs or
 other workers: the oracle's log is shared, so workers form an island model for free). Each
 generation picks parents by rank, encodes them, makes children by latent crossover (uniform mask
-or interpolation) and Gaussian mutation, decodes each child several times (greedy plus sampled
-decodings: several nearby molecules per point, only new ones are paid for) and scores them.
+or interpolation) and Gaussian mutation, decodes each child (greedily; ``n_decode > 1`` adds
+sampled decodings, only new molecules are paid for) and scores them. On the PMO tasks one greedy
+decoding per child did better than four (scripts/bench_optimize.py, BENCHMARKS.md).
 
 Mutation sizes are chosen by a small bandit over a ladder of step sizes, rewarded when a child
 enters the population, so the search moves from exploration to refinement on its own. Encoding the
@@ -28,10 +29,17 @@ def run_population(search: Search, *, population: int = 100, children: int = 50,
     """Evolve until the search says stop (see the module docstring).
 
     ``population``: how many of the best molecules breed; ``children``: latent points per
-    generation; ``n_init``: prior points decoded first when the study has fewer molecules than
-    ``population``; ``crossover``: share of children with two parents; ``immigrants``: share of
-    children drawn fresh from the prior (diversity).
+    generation; ``n_init``: prior points decoded first when the study has no scored molecule yet
+    (with seeds, or when resuming, the search starts from the molecules it has); ``crossover``:
+    share of children with two parents; ``immigrants``: share of children drawn fresh from the
+    prior (diversity); ``parents``: ``encode`` puts each parent at its molecule's encoding,
+    ``origin`` at the latent point that produced it when this worker decoded it (the encoding
+    otherwise).
     """
+    if parents not in ("encode", "origin"):
+        from molvae.errors import ConfigError
+
+        raise ConfigError(f"parents must be 'encode' or 'origin', got {parents!r}")
     space, rng = search.space, search.rng
     origin: dict[str, np.ndarray] = {}  # molecule -> the latent point that first produced it here
 
@@ -43,8 +51,7 @@ def run_population(search: Search, *, population: int = 100, children: int = 50,
                     origin.setdefault(ans.smiles, point.z)
         return points
 
-    known = search.oracle.top(population)
-    if len(known) < population and not search.should_stop():
+    if not search.oracle.top(1) and not search.should_stop():  # no seeds, no earlier run: start from the prior
         evaluate(space.prior(n_init))
     succ = np.ones(len(SIGMAS))  # bandit over step sizes: Beta(successes + 1, failures + 1),
     fail = np.ones(len(SIGMAS))  # discounted so that it follows the search as it narrows
