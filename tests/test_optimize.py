@@ -395,3 +395,26 @@ def test_sampler_trials_are_recorded_in_the_shared_study_and_resumed(tiny_model,
     assert len(study.trials) == n_first + second.stats["latent_points"]
     assert len({tr.user_attrs["worker"] for tr in study.trials}) == 2
     _check_log(second, 40)
+
+
+def test_latent_space_and_gradient_use_the_models_vampprior(tmp_path):
+    """Fresh points and the ascent's prior term follow the model's VampPrior, not N(0, I)."""
+    import torch
+
+    from molvae import MolVAE
+    from molvae.optimize.gradient import _log_prior
+    from molvae.optimize.latent import LatentSpace
+
+    model = MolVAE.fit(read_sample(200), out=tmp_path / "vamp", preset="tiny", epochs=1, prior="vampprior",
+                       vamp_components=8, vamp_length=8, progress=False)
+    with torch.no_grad():  # move every posterior, hence every mixture component, to +1.5 per coordinate
+        model.net.to_mu.weight.zero_()
+        model.net.to_mu.bias.fill_(1.5)
+        model.net.to_logvar.weight.zero_()
+        model.net.to_logvar.bias.fill_(np.log(0.05))
+    vamp_points = LatentSpace(model, seed=0).prior(400)
+    assert abs(vamp_points.mean() - 1.5) < 0.2  # N(0, I) points would average 0
+
+    z = torch.zeros(4, model.latent_dim, requires_grad=True)
+    (grad,) = torch.autograd.grad(_log_prior(model)(z).sum(), z)
+    assert (grad > 0).all()  # uphill towards the mixture at +1.5; N(0, I)'s gradient at 0 is 0

@@ -2,9 +2,10 @@
 
 Each round refits a small ensemble of MLPs to every scored molecule of the study (its latent point
 is the molecule's encoding, so the surrogate learns the property where molecules actually live),
-then climbs from the best molecules' points on ``mean + kappa * std - prior_weight * |z|^2 / 2``:
-the ensemble spread rewards a little exploration, the prior term keeps chains where the decoder is
-reliable. Points are decoded along the way and every new molecule goes to the oracle, so the data
+then climbs from the best molecules' points on ``mean + kappa * std + prior_weight * log p(z)``
+(``log p`` the model's own prior: ``-|z|^2 / 2`` up to a constant for N(0, I), the mixture density
+for a VampPrior): the ensemble spread rewards a little exploration, the prior term keeps chains
+where the decoder is reliable. Points are decoded along the way and every new molecule goes to the oracle, so the data
 for the next round comes from the ascent itself.
 """
 
@@ -45,6 +46,17 @@ def _fit(net, x: np.ndarray, y: np.ndarray, steps: int, rng: np.random.Generator
     net.eval()
 
 
+def _log_prior(model):
+    """Differentiable ``log p(z)`` of the model's prior (float32, on the CPU)."""
+    import torch
+
+    net = getattr(model, "net", None)
+    if getattr(net, "prior", None) is None:
+        return lambda z: -(z ** 2).sum(-1) / 2
+    device = next(net.parameters()).device
+    return lambda z: net.prior_log_prob(z.to(device)).float().cpu()
+
+
 def run_gradient(search: Search, *, chains: int = 32, steps: int = 6, step_size: float = 0.15,
                  prior_weight: float = 0.05, kappa: float = 0.5, members: int = 4, hidden: int = 256,
                  n_init: int = 200, fit_steps: int = 200, refit_every: int = 100) -> None:
@@ -57,6 +69,7 @@ def run_gradient(search: Search, *, chains: int = 32, steps: int = 6, step_size:
     import torch
 
     space, rng = search.space, search.rng
+    log_prior = _log_prior(space.model)
     net = _ensemble(space.dim, members, hidden, int(rng.integers(2**31 - 1)))
     if len(search.oracle.top(n_init)) < n_init and not search.should_stop():
         search.evaluate(space.prior(n_init))
@@ -80,7 +93,7 @@ def run_gradient(search: Search, *, chains: int = 32, steps: int = 6, step_size:
         found = 0
         for _ in range(steps):
             preds = torch.stack([m(zt).squeeze(-1) for m in net])
-            gain = preds.mean(0) + kappa * preds.std(0) - prior_weight * (zt ** 2).sum(-1) / 2
+            gain = preds.mean(0) + kappa * preds.std(0) + prior_weight * log_prior(zt)
             (grad,) = torch.autograd.grad(gain.sum(), zt)
             with torch.no_grad():
                 norm = grad.norm(dim=-1, keepdim=True).clamp_min(1e-8)

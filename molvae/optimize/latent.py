@@ -1,10 +1,11 @@
 """The latent space as the optimizers see it: where the decoder is reliable, and molecules <-> points.
 
-A VAE decodes reliably only where training put posterior mass, i.e. near the prior N(0, I). Points
-are kept there by a box ``|z_i| <= bound`` and a radius: in d dimensions prior samples have norm
+A VAE decodes reliably only where training put posterior mass, i.e. near the prior. Points are
+kept there by a box ``|z_i| <= bound`` and a radius: in d dimensions N(0, I) samples have norm
 about sqrt(d), so points beyond the chi-square quantile ``radius_quantile`` are pulled back onto
-that sphere. Samplers that work on a unit cube (optuna's) see ``u = Phi(z)``, the prior's CDF, so
-uniform sampling in the cube is sampling from the prior.
+that sphere. Samplers that work on a unit cube (optuna's) see ``u = Phi(z)``, the normal CDF, so
+uniform sampling in the cube is sampling from N(0, I). Fresh points (``prior``) come from the
+model's own prior: N(0, I), or its VampPrior mixture when it was trained with one.
 """
 
 from __future__ import annotations
@@ -65,8 +66,11 @@ class LatentSpace:
         return ndtri(np.clip(np.asarray(u, dtype=np.float64), lo, hi))
 
     def prior(self, n: int) -> np.ndarray:
-        """``n`` points drawn from the prior and projected."""
-        return self.project(self._rng.standard_normal((n, self.dim)))
+        """``n`` points drawn from the model's prior and projected."""
+        if getattr(getattr(self.model, "net", None), "prior", None) is None:  # N(0, I): the seeded stream
+            return self.project(self._rng.standard_normal((n, self.dim)))
+        z = self.model.prior_sample(n, seed=int(self._rng.integers(2**31 - 1)))
+        return self.project(np.asarray(z, dtype=np.float64))
 
     # ----------------------------------------------------------------- decoding
     def decode(self, z: np.ndarray, n_decode: int | None = None) -> list[list[str | None]]:
