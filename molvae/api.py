@@ -329,29 +329,46 @@ class MolVAE:
 
     def _join(self, z: torch.Tensor, condition: Mapping[str, Any] | np.ndarray | None, seed: int | None = 0) -> torch.Tensor:
         """``[z, c]`` for a conditional model (``c`` from a request, or given standardized), else ``z``."""
+        c = self._standardized(condition, len(z), seed)
+        return z if c is None else torch.cat([z, torch.as_tensor(c)], dim=1)
+
+    def _standardized(self, condition: Mapping[str, Any] | np.ndarray | None, n: int,
+                      seed: int | None = 0) -> np.ndarray | None:
+        """Standardized conditions ``(n, C)`` from a request, or given standardized; the mean (0) when
+        ``condition`` is None; None for a plain VAE."""
         if not self.config.n_conditions:
             self._check_conditional(condition)
-            return z
-        if condition is None or isinstance(condition, Mapping):
-            c = self.conditions.request(condition, len(z), seed=seed) if condition is not None else \
-                np.zeros((len(z), self.config.n_conditions), np.float32)
-        else:
-            c = np.asarray(condition, dtype=np.float32)
-            if c.shape != (len(z), self.config.n_conditions):
-                raise ValueError(f"standardized conditions must have shape ({len(z)}, {self.config.n_conditions}), "
-                                 f"got {c.shape}")
-        return torch.cat([z, torch.as_tensor(c)], dim=1)
+            return None
+        if condition is None:
+            return np.zeros((n, self.config.n_conditions), np.float32)
+        if isinstance(condition, Mapping):
+            return self.conditions.request(condition, n, seed=seed)
+        c = np.asarray(condition, dtype=np.float32)
+        if c.shape != (n, self.config.n_conditions):
+            raise ValueError(f"standardized conditions must have shape ({n}, {self.config.n_conditions}), "
+                             f"got {c.shape}")
+        return c
 
-    def prior_sample(self, n: int, seed: int | None = 0) -> np.ndarray:
-        """``n`` latent points ``(n, latent_dim)`` float32 from the model's prior (N(0, I) or the VampPrior)."""
-        batches = list(self._prior_batches(n, seed, 4096))
+    def prior_sample(self, n: int, seed: int | None = 0,
+                     condition: Mapping[str, Any] | np.ndarray | None = None) -> np.ndarray:
+        """``n`` latent points ``(n, latent_dim)`` float32 from the model's prior (N(0, I), the VampPrior,
+        or the conditional prior ``p(z|c)`` at ``condition``: a request or standardized ``(n, C)``;
+        default the training mean)."""
+        cond = self._standardized(condition, n, seed)  # (checked; only a conditional prior uses it)
+        batches = list(self._prior_batches(n, seed, 4096, cond))
         return torch.cat(batches).numpy() if batches else np.zeros((0, self.latent_dim), np.float32)
 
-    def _prior_batches(self, n: int, seed: int | None, batch_size: int):
+    def _prior_batches(self, n: int, seed: int | None, batch_size: int, cond: np.ndarray | None = None):
+        """Prior latent points in batches; the conditional prior's at standardized ``cond (n, C)`` (None: 0)."""
         from molvae.generate import prior_latents
 
         if self.net.prior is None:  # the same stream as before the VampPrior existed
-            yield from prior_latents(n, self.latent_dim, seed, batch_size)
+            for start, eps in zip(range(0, n, batch_size), prior_latents(n, self.latent_dim, seed, batch_size)):
+                if self.net.cond_prior is None:
+                    yield eps
+                else:  # p(z|c): the same noise, moved to mu(c) and scaled by sigma(c)
+                    c = torch.as_tensor(cond[start:start + len(eps)], device=self.device) if cond is not None else None
+                    yield self.net.shift_to_prior(eps.to(self.device), c).cpu()
             return
         gen = torch.Generator().manual_seed(seed if seed is not None else int(torch.seed() % 2**31))
         with torch.no_grad():
@@ -362,24 +379,29 @@ class MolVAE:
             yield sample_mixture(min(batch_size, n - start), mu_k, logvar_k, gen)
 
     @torch.no_grad()
-    def prior_log_prob(self, z: np.ndarray | torch.Tensor) -> np.ndarray:
-        """``log p(z)`` ``(n,)`` under the model's prior: how "in distribution" latent points are."""
+    def prior_log_prob(self, z: np.ndarray | torch.Tensor,
+                       condition: Mapping[str, Any] | np.ndarray | None = None) -> np.ndarray:
+        """``log p(z)`` ``(n,)`` under the model's prior: how "in distribution" latent points are (the
+        conditional prior: ``log p(z|c)`` at ``condition``, as in :meth:`prior_sample`; default the mean)."""
         z = torch.as_tensor(np.asarray(z, dtype=np.float32) if not isinstance(z, torch.Tensor) else z).float()
         z = z[None, :] if z.ndim == 1 else z
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
             raise ValueError(f"latent points must have shape (n, {self.latent_dim}), got {tuple(z.shape)}")
-        return self.net.prior_log_prob(z.to(self.device)).double().cpu().numpy()
+        cond = self._standardized(condition, len(z))  # (checked; only a conditional prior uses it)
+        c = torch.as_tensor(cond, device=self.device) if cond is not None else None
+        return self.net.prior_log_prob(z.to(self.device), cond=c).double().cpu().numpy()
 
     def sample(self, n: int, temperature: float = 1.0, seed: int | None = 0, batch_size: int = 1024,
                n_workers: int | None = None, progress: bool = True,
-               condition: Mapping[str, Any] | None = None) -> pd.DataFrame:
-        """Decode ``n`` samples from the prior (N(0, I), or the VampPrior's mixture).
+               condition: Mapping[str, Any] | None = None, guidance: float = 1.0) -> pd.DataFrame:
+        """Decode ``n`` samples from the prior (N(0, I), the VampPrior's mixture, or ``p(z|c)``).
 
         Returns a DataFrame with ``smiles`` (None if invalid), ``selfies``, ``valid``, ``unique``
         (first occurrence within this call) and ``novel`` (not in the training set). A conditional
         model samples at ``condition`` (``{"logp": 3.0}``; values or arrays of ``n``); conditions not
         given are drawn from the training distribution given those that are, and every condition used
-        is returned as a column ``condition_<name>``.
+        is returned as a column ``condition_<name>``. ``guidance`` > 1 strengthens the condition's pull
+        on every decoding step (``VAE.generate``); 1 is plain conditional decoding.
 
         :raises ConfigError: a condition the model was not trained on, or a condition for a plain VAE.
         :warns ConditionWarning: a requested value outside the training range.
@@ -388,7 +410,7 @@ class MolVAE:
             raise ValueError(f"n must be >= 0, got {n}")
         self._check_conditional(condition)
         cond = self.condition_vectors(condition, n, seed) if self.config.n_conditions else None
-        batches = self._prior_batches(n, seed, batch_size)
+        batches = self._prior_batches(n, seed, batch_size, cond)
         if cond is not None:
             ct = torch.as_tensor(cond)
             batches = (torch.cat([z, ct[i * batch_size:i * batch_size + len(z)]], dim=1) for i, z in enumerate(batches))
@@ -396,7 +418,8 @@ class MolVAE:
 
         smiles, selfies = decode_latents(self.net, self.vocab, batches, max_len=self.config.max_len,
                                          device=self.device, temperature=temperature, seed=seed,
-                                         stereo=self.config.stereo, n_workers=n_workers, total=n, progress=progress)
+                                         stereo=self.config.stereo, n_workers=n_workers, total=n, progress=progress,
+                                         guidance=guidance)
         df = self._annotate(smiles, selfies)
         if cond is not None:
             raw = self.conditions.unstandardize(cond)

@@ -41,7 +41,8 @@ def _pool(n_workers: int) -> Executor:
 
 
 def prior_latents(n: int, latent_dim: int, seed: int | None, batch_size: int) -> Iterator[torch.Tensor]:
-    """Standard-normal latent points in batches, reproducible from ``seed``."""
+    """Standard-normal latent points in batches, reproducible from ``seed`` (a conditional prior moves
+    this same noise to ``p(z|c)``: :meth:`molvae.model.VAE.shift_to_prior`)."""
     gen = torch.Generator().manual_seed(seed if seed is not None else int(torch.seed() % 2**31))
     for start in range(0, n, batch_size):
         yield torch.randn(min(batch_size, n - start), latent_dim, generator=gen)
@@ -60,11 +61,12 @@ def decode_latents(
     n_workers: int | None = None,
     total: int | None = None,
     progress: bool = False,
+    guidance: float = 1.0,
 ) -> tuple[list[str | None], list[str]]:
     """Decode batches of latent points; return canonical SMILES (``None`` = invalid) and raw SELFIES.
 
     ``n_workers`` processes post-process in parallel with decoding (default: all cores, or none for
-    small jobs). Results keep the order of the input latent points.
+    small jobs). Results keep the order of the input latent points. ``guidance``: see ``VAE.generate``.
     """
     from tqdm.auto import tqdm
 
@@ -83,7 +85,7 @@ def decode_latents(
             z = z.to(device=device, dtype=torch.float32)
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
                 ids = net.generate(z, max_len=max_len, temperature=temperature, generator=gen,
-                                   first_allowed=first_allowed)
+                                   first_allowed=first_allowed, guidance=guidance)
             selfies = [vocab.decode(row) for row in ids.cpu().tolist()]
             selfies_all.extend(selfies)
             if pool is None:

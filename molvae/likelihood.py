@@ -7,7 +7,8 @@ The importance-weighted bound (IWAE, Burda et al. 2016) with ``k`` posterior sam
 is the ELBO at ``k = 1`` and tightens as ``k`` grows: the honest number for comparing two models
 (nats per molecule; ``x`` is the canonical SELFIES token sequence, so this bounds the probability the
 model gives to that one spelling of the molecule). All ``k`` samples of a batch of molecules go
-through the decoder together, in chunks of at most ``batch_elems`` sequences.
+through the decoder together, in chunks of at most ``batch_elems`` sequences. A conditional model
+bounds ``log p(x|c)``: ``q``, ``p(x|z)`` and a conditional prior ``p(z|c)`` see the molecule's ``c``.
 
 The OOD score takes the larger of two standardized statistics (z-scores against held-out molecules):
 the negative IWAE bound (improbable as a whole: too large, too complex) and the reconstruction error
@@ -89,8 +90,8 @@ def likelihood_bounds(net: torch.nn.Module, tokens: torch.Tensor, lengths: torch
                     z = mu[:, None] + eps * torch.exp(0.5 * logvar)[:, None]  # (b, s, Z)
                     log_q = -0.5 * (eps.pow(2) + logvar[:, None] + math.log(2 * math.pi)).sum(-1)
                     zf = z.reshape(b * s, -1)
-                    log_p = net.prior_log_prob(zf, components).view(b, s)
                     rep = lambda t: t.repeat_interleave(s, dim=0) if t is not None else None  # noqa: E731
+                    log_p = net.prior_log_prob(zf, components, rep(c)).view(b, s)
                     log_px = _log_px(net, zf, rep(c), rep(inputs), rep(targets)).view(b, s)
                     log_w.append((log_px + log_p - log_q).double())
                     kl.append((log_q - log_p).double())

@@ -7,7 +7,8 @@ Shapes: token ids ``(B, T)`` -> embedding ``(B, T, E)`` -> bidirectional GRU -> 
 A conditional model (CVAE, ``config.conditions``/``condition_columns``) takes standardized property
 values ``c (B, C)``: the encoder sees them beside its summary of the tokens, and the decoder's latent
 input is ``zc = [z, c] (B, Z+C)`` everywhere ``z`` appears above. The prior over ``z`` is the standard
-normal or a VampPrior (:mod:`molvae.priors`), chosen by ``config.prior``.
+normal, a VampPrior or (a conditional model only) the learned ``p(z|c)`` (:mod:`molvae.priors`), chosen
+by ``config.prior``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from molvae.errors import ConfigError
-from molvae.priors import VampPrior, mixture_log_prob, normal_log_prob, sample_mixture
+from molvae.priors import (ConditionalPrior, VampPrior, diag_normal_log_prob, gaussian_kl, mixture_log_prob,
+                           normal_log_prob, sample_mixture)
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -79,7 +81,10 @@ class ModelConfig:
     conditions: list[str] = field(default_factory=list)
     condition_columns: list[str] = field(default_factory=list)  # numeric data columns used as conditions
     # --- prior ---
-    prior: str = "normal"  # normal (N(0, I)) | vampprior (mixture of posteriors at learned pseudo-inputs)
+    # normal (N(0, I)) | vampprior (mixture of posteriors at learned pseudo-inputs)
+    # | conditional (learned N(mu(c), sigma(c)^2), N(0, I) at the mean condition; CVAE only: samples at c
+    #   come from where molecules with c lie)
+    prior: str = "normal"
     vamp_components: int = 100  # vampprior: number of pseudo-inputs K
     vamp_length: int = 32  # vampprior: tokens per pseudo-input (in embedding space)
     # --- held-out likelihood and out-of-distribution calibration, once at the end of training ---
@@ -110,8 +115,8 @@ class ModelConfig:
                 raise ConfigError(f"config {name} must be in [0, 1), got {getattr(self, name)!r}")
         if self.beta < 0 or self.free_bits < 0 or self.lr <= 0:
             raise ConfigError("config beta and free_bits must be >= 0 and lr > 0")
-        if self.prior not in ("normal", "vampprior"):
-            raise ConfigError(f"config prior must be normal or vampprior, got {self.prior!r}")
+        if self.prior not in ("normal", "vampprior", "conditional"):
+            raise ConfigError(f"config prior must be normal, vampprior or conditional, got {self.prior!r}")
         if not isinstance(self.eval_iwae_k, int) or self.eval_iwae_k < 0:
             raise ConfigError(f"config eval_iwae_k must be an integer >= 0, got {self.eval_iwae_k!r}")
         if not 0.0 < float(self.ood_quantile) < 1.0:
@@ -129,6 +134,9 @@ class ModelConfig:
             if unknown:
                 raise ConfigError(f"config conditions: unknown property {unknown[0]!r}; known: "
                                   f"{', '.join(CONDITION_PROPERTIES)} (data columns go in condition_columns)")
+        if self.prior == "conditional" and not names:
+            raise ConfigError("config prior conditional is p(z|c) and needs conditions (conditions or "
+                              "condition_columns; molvae train --condition PROP,...)")
 
     @property
     def condition_names(self) -> list[str]:
@@ -289,6 +297,7 @@ class VAE(nn.Module):
         self.output = nn.Linear(c.dec_hidden, vocab_size)
         self.prior = (VampPrior(c.vamp_components, c.vamp_length, c.embed_dim, nc)
                       if c.prior == "vampprior" else None)
+        self.cond_prior = ConditionalPrior(nc, c.latent_dim) if c.prior == "conditional" else None
 
     # --- conditions ---
     def with_conditions(self, z: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
@@ -336,22 +345,46 @@ class VAE(nn.Module):
         _, h = self.encoder(self.prior.pseudo_inputs)
         return self._posterior(h, self.prior.pseudo_conditions)
 
-    def prior_log_prob(self, z: torch.Tensor,
-                       components: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
-        """``log p(z)`` ``(B,)`` float32 under the model's prior (pass ``components`` to reuse them)."""
+    def conditional_prior(self, cond: torch.Tensor | None, b: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(mu(c), logvar(c))`` float32, each ``(b, Z)``, of the conditional prior ``p(z|c)``
+        (``c`` defaults to 0, the training mean)."""
+        if self.cond_prior is None:
+            raise ValueError("this model has no conditional prior (config.prior is not 'conditional')")
+        dev = self.cond_prior.net[0].weight.device
+        mu, logvar = self.cond_prior(self._cond(cond, b, dev).float())
+        return mu.float(), logvar.float()
+
+    def prior_log_prob(self, z: torch.Tensor, components: tuple[torch.Tensor, torch.Tensor] | None = None,
+                       cond: torch.Tensor | None = None) -> torch.Tensor:
+        """``log p(z)`` ``(B,)`` float32 under the model's prior (pass ``components`` to reuse them);
+        the conditional prior's ``log p(z|c)`` at ``cond (B, C)`` (default: the mean condition, 0)."""
+        if self.cond_prior is not None:
+            return diag_normal_log_prob(z, *self.conditional_prior(cond, z.shape[0]))
         if self.prior is None:
             return normal_log_prob(z)
         mu_k, logvar_k = components if components is not None else self.prior_components()
         return mixture_log_prob(z, mu_k, logvar_k)
 
     @torch.no_grad()
-    def prior_sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``n`` latent points ``(n, Z)`` float32 drawn from the prior (on the generator's device)."""
+    def prior_sample(self, n: int, generator: torch.Generator | None = None,
+                     cond: torch.Tensor | None = None) -> torch.Tensor:
+        """``n`` latent points ``(n, Z)`` float32 drawn from the prior (on the generator's device); the
+        conditional prior's at ``cond (n, C)`` (default: the mean condition, 0)."""
         dev = generator.device if generator is not None else torch.device("cpu")
         if self.prior is None:
-            return torch.randn(n, self.config.latent_dim, generator=generator, device=dev)
+            z = torch.randn(n, self.config.latent_dim, generator=generator, device=dev)
+            return z if self.cond_prior is None else self.shift_to_prior(z, cond)
         mu_k, logvar_k = self.prior_components()
         return sample_mixture(n, mu_k.float().to(dev), logvar_k.float().to(dev), generator)
+
+    @torch.no_grad()
+    def shift_to_prior(self, eps: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """Standard-normal noise ``(n, Z)`` -> ``mu(c) + sigma(c) * eps``, a draw from ``p(z|c)`` (float32,
+        on ``eps``'s device); the identity for a model without a conditional prior."""
+        if self.cond_prior is None:
+            return eps
+        mu, logvar = self.conditional_prior(cond, eps.shape[0])
+        return (mu + torch.exp(0.5 * logvar) * eps.to(mu.device).float()).to(eps.device)
 
     @staticmethod
     def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -379,16 +412,22 @@ class VAE(nn.Module):
 
     @torch.no_grad()
     def generate(self, z: torch.Tensor, max_len: int, temperature: float = 0.0,
-                 generator: torch.Generator | None = None, first_allowed: torch.Tensor | None = None) -> torch.Tensor:
+                 generator: torch.Generator | None = None, first_allowed: torch.Tensor | None = None,
+                 guidance: float = 1.0) -> torch.Tensor:
         """Decode latent points ``(B, Z)`` to token ids ``(B, <=max_len+1)``; greedy when temperature is 0.
 
         ``<pad>`` and ``<bos>`` are never emitted; ``first_allowed`` (bool ``(V,)``) restricts the first
         token (to atoms, so no decoding is empty). Stops as soon as every sequence has emitted ``<eos>``;
         positions after it are ``<pad>``. A conditional model takes ``[z, c]`` ``(B, Z+C)``; given only
-        ``z`` it decodes at the mean condition (``c = 0``).
+        ``z`` it decodes at the mean condition (``c = 0``). ``guidance`` w != 1 (conditional models)
+        steers each step with ``l(c=0) + w * (l(c) - l(c=0))``: the condition's effect on the logits,
+        amplified (as classifier-free guidance does, with the mean condition as the reference).
         """
         z = self.with_conditions(z)
         b = z.shape[0]
+        guided = self.n_cond > 0 and guidance != 1.0
+        if guided:  # one batch of 2B rows: B at c, B at the mean condition; both follow the same tokens
+            z = torch.cat([z, torch.cat([z[:, :-self.n_cond], torch.zeros_like(z[:, -self.n_cond:])], dim=1)])
         never = torch.zeros(self.vocab_size, dtype=torch.bool, device=z.device)
         never[[self.pad_id, self.bos_id]] = True
         first_never = never | (~first_allowed.to(z.device) if first_allowed is not None else never)
@@ -399,7 +438,10 @@ class VAE(nn.Module):
         token = torch.full((b,), self.bos_id, dtype=torch.long, device=z.device)
         width = 0
         for t in range(max_len + 1):
-            logits, hidden = self.decode_step(z, token, hidden)
+            logits, hidden = self.decode_step(z, token.repeat(2) if guided else token, hidden)
+            if guided:
+                at_c, at_mean = logits.float().chunk(2)
+                logits = at_mean + guidance * (at_c - at_mean)
             if t == max_len:  # out of room: end here
                 logits = torch.full_like(logits, float("-inf"))
                 logits[:, self.eos_id] = 0.0
@@ -417,7 +459,8 @@ class VAE(nn.Module):
             if not bool(going.any()):
                 break
             if not bool(going.all()):
-                active, token, z, hidden = active[going], token[going], z[going], hidden[:, going]
+                both = going.repeat(2) if guided else going
+                active, token, z, hidden = active[going], token[going], z[both], hidden[:, both]
         return out[:, :width]
 
     # --- loss ---
@@ -427,8 +470,8 @@ class VAE(nn.Module):
              cond: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Negative ELBO terms, per molecule, averaged over the batch.
 
-        ``recon`` is the summed token cross-entropy, ``kl`` the analytic KL to N(0, I) (normal prior)
-        or the single-sample estimate ``log q(z|x) - log p(z)`` (VampPrior);
+        ``recon`` is the summed token cross-entropy, ``kl`` the analytic KL to N(0, I) (normal prior) or
+        to ``p(z|c)`` (conditional prior), or the single-sample estimate ``log q(z|x) - log p(z)`` (VampPrior);
         ``loss = recon + beta * max(kl_d, free_bits)`` summed over dims (VampPrior: free bits bound the
         total, ``max(kl, free_bits * Z)``). ``eps`` (B, Z) and ``drop`` (B, T+1, word-dropout mask) may
         be given instead of drawing them from ``generator``: data-parallel ranks take their rows of the
@@ -459,7 +502,11 @@ class VAE(nn.Module):
         ce = F.cross_entropy(logits.float().reshape(-1, self.vocab_size), targets.reshape(-1),
                              ignore_index=self.pad_id, reduction="sum")
         recon = ce / b
-        if self.prior is None:
+        if self.cond_prior is not None:
+            kl_dims = gaussian_kl(mu, logvar, *self.conditional_prior(cond, b)).mean(0)  # (Z,)
+            kl = kl_dims.sum()
+            kl_penalized = kl_dims.clamp(min=c.free_bits).sum() if c.free_bits > 0 else kl
+        elif self.prior is None:
             kl_dims = 0.5 * (mu.float().pow(2) + logvar.float().exp() - 1.0 - logvar.float()).mean(0)  # (Z,)
             kl = kl_dims.sum()
             kl_penalized = kl_dims.clamp(min=c.free_bits).sum() if c.free_bits > 0 else kl

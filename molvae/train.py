@@ -456,8 +456,11 @@ def evaluate_epoch(net: VAE, vocab: Vocab, config: ModelConfig, tokens: torch.Te
         latents = iter([net.prior_sample(config.n_prior_samples, torch.Generator().manual_seed(seed))])
     if cond is not None:
         rows = torch.randint(len(cond), (config.n_prior_samples,), generator=torch.Generator().manual_seed(seed))
-        latents = (net.with_conditions(z.to(device), cond[rows[i * 512:i * 512 + len(z)].to(device)])
-                   for i, z in enumerate(latents))
+        def at_conditions(i: int, z: torch.Tensor) -> torch.Tensor:  # a conditional prior draws z from p(z|c)
+            c = cond[rows[i * 512:i * 512 + len(z)].to(device)]
+            return net.with_conditions(net.shift_to_prior(z.to(device), c), c)
+
+        latents = (at_conditions(i, z) for i, z in enumerate(latents))
     smiles, _ = decode_latents(net, vocab, latents,
                                max_len=config.max_len, device=device, temperature=1.0, seed=seed,
                                stereo=config.stereo, n_workers=0)

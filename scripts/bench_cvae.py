@@ -1,13 +1,18 @@
 """Property-conditioned sampling (CVAE): how close are the molecules to the requested logP (and QED)?
 
-    python scripts/bench_cvae.py [--epochs 8] [--n 1000] [--runs /tmp/molvae_bench] [--retrain]
+    python scripts/bench_cvae.py [--prior normal,conditional] [--data PATH] [--epochs 8] [--n 1000]
+                                 [--temperature 1,0.5] [--runs /tmp/molvae_bench] [--retrain]
+    python scripts/bench_cvae.py --model RUN_DIR [--model RUN_DIR ...]   # evaluate trained models
 
-A ``small``-preset VAE conditioned on logP and QED is trained on ``data/moses_sample.smi`` (15,000
-MOSES training molecules) with the same schedule as ``bench_likelihood.py``'s plain VAE, which is
-the unconditional baseline (reused from ``--runs/normal`` when present). For logP requested at 1..5
-(QED then drawn from its training distribution given logP) and for two two-property requests,
-``--n`` latent points are sampled at ``--temperature`` (default 1); the mean absolute error is over the valid,
-unique samples. Unconditional: the plain VAE's samples against each requested value.
+For each ``--prior`` (normal: z ~ N(0, I) beside c; conditional: the learned p(z|c)) a VAE conditioned
+on logP and QED is trained on ``--data`` (default ``data/moses_sample.smi``, 15,000 MOSES training
+molecules) with ``--preset`` (default small) and the same schedule as ``bench_likelihood.py``'s plain
+VAE, which is the unconditional baseline (trained on the same data; ``--no-baseline`` skips it).
+Trained models are kept in ``--runs`` and reused unless ``--retrain``; ``--model`` evaluates given
+model directories instead of training. For logP requested at 1..5 (QED then drawn from its training
+distribution given logP) and for two two-property requests, ``--n`` latent points are sampled at each
+``--temperature``; the mean absolute error is over the valid, unique samples. Unconditional: the plain
+VAE's samples against each requested value. The settings printed are read from each model's config.
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bench_likelihood import train_or_load
+from bench_likelihood import SAMPLE, describe, train_or_load
+
+REQUESTS = [{"logp": v} for v in (1.0, 2.0, 3.0, 4.0, 5.0)] + [{"logp": 2.0, "qed": 0.9}, {"logp": 4.0, "qed": 0.6}]
 
 
 def summarize(df, targets: dict[str, float]) -> dict:
@@ -40,64 +47,116 @@ def summarize(df, targets: dict[str, float]) -> dict:
     return out
 
 
+def evaluate(cvae, plain, n: int, temperature: float) -> dict:
+    """Every request at one temperature: the CVAE's samples and the plain VAE's against each target."""
+    base_df = plain.sample(n, seed=0, temperature=temperature, progress=False) if plain is not None else None
+    rows = []
+    for req in REQUESTS:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            df = cvae.sample(n, seed=0, condition=req, temperature=temperature, progress=False)
+        rows.append({"request": req, "cvae": summarize(df, req),
+                     "unconditional": summarize(base_df, req) if base_df is not None else None,
+                     "warnings": [str(w.message) for w in caught]})
+    free = summarize(cvae.sample(n, seed=0, temperature=temperature, progress=False),
+                     {"logp": float(cvae.conditions.mean[0])})
+    return {"rows": rows, "cvae_unconditioned": free}
+
+
+def print_table(label: str, temperature: float, result: dict) -> None:
+    rows, free = result["rows"], result["cvae_unconditioned"]
+    print(f"\n{label}, T={temperature:g}\n\n| requested | logP MAE (CVAE) | logP MAE (unconditional VAE) | ratio "
+          "| obtained logP (mean) | QED MAE (CVAE / uncond.) | validity | uniqueness | novelty |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        c, b = r["cvae"], r["unconditional"] or {}
+        req = ", ".join(f"{k}={v:g}" for k, v in r["request"].items())
+        base = b.get("logp_mae", float("nan"))
+        qed = f"{c['qed_mae']:.3f} / {b.get('qed_mae', float('nan')):.3f}" if "qed_mae" in c else ""
+        warn = " (warned: outside training range)" if r["warnings"] else ""
+        print(f"| {req}{warn} | {c['logp_mae']:.3f} | {base:.3f} | {c['logp_mae'] / base:.2f} "
+              f"| {c['logp_mean']:.2f} | {qed} | {c['validity']:.3f} | {c['uniqueness']:.3f} | {c['novelty']:.3f} |")
+    grid = [r for r in rows if list(r["request"]) == ["logp"]]
+    base = [r["unconditional"]["logp_mae"] for r in grid if r["unconditional"]]
+    print(f"\nlogP grid 1..5: mean MAE {np.mean([r['cvae']['logp_mae'] for r in grid]):.3f} (CVAE) vs "
+          f"{np.mean(base) if base else float('nan'):.3f} (unconditional); validity "
+          f"{np.mean([r['cvae']['validity'] for r in grid]):.3f}, uniqueness "
+          f"{np.mean([r['cvae']['uniqueness'] for r in grid]):.3f}; CVAE without a request: validity "
+          f"{free['validity']:.3f}, uniqueness {free['uniqueness']:.3f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--prior", default="normal", help="CVAE priors to train and compare: normal, conditional "
+                                                       "or both, comma-separated (default normal)")
+    ap.add_argument("--data", default=str(SAMPLE), help="training data (default data/moses_sample.smi)")
+    ap.add_argument("--preset", default="small")
+    ap.add_argument("--model", action="append", default=[], metavar="DIR",
+                    help="evaluate this trained conditional model instead of training (repeatable)")
+    ap.add_argument("--no-baseline", action="store_true", help="skip the unconditional VAE")
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--n", type=int, default=1000, help="samples per request")
     ap.add_argument("--runs", default="/tmp/molvae_bench")
     ap.add_argument("--retrain", action="store_true")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu", help="cpu | cuda (training and sampling)")
-    ap.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1)")
+    ap.add_argument("--temperature", default="1", help="sampling temperatures, comma-separated (default 1)")
     ap.add_argument("--out", default="bench_cvae.json")
     args = ap.parse_args()
     import torch
 
+    from molvae import MolVAE
+
     torch.set_num_threads(args.threads)
+    temperatures = [float(t) for t in args.temperature.split(",")]
+    priors = [p.strip() for p in args.prior.split(",") if p.strip()]
+    data = Path(args.data)
+    # runs on other data or presets get their own names, so a model is never reused for the wrong data
+    tag = ("" if data.resolve() == SAMPLE.resolve() else "_" + data.name.split(".")[0]) + \
+        ("" if args.preset == "small" else "_" + args.preset)
     print(f"machine: {platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"torch {torch.__version__}, threads {args.threads}, device {args.device}"
           + (f" ({torch.cuda.get_device_name()})" if args.device.startswith("cuda") else ""))
-    print(f"settings: small preset, data/moses_sample.smi, {args.epochs} epochs, lr 2e-3, beta 0.5; "
-          f"{args.n} samples per request at T={args.temperature:g}; MAE over valid unique samples")
+    print(f"settings: {args.n} samples per request at T={', '.join(f'{t:g}' for t in temperatures)}; "
+          f"MAE over valid unique samples")
     runs = Path(args.runs)
-    cvae = train_or_load("cvae_logp_qed", runs, args.epochs, args.retrain, args.device, conditions=["logp", "qed"])
-    plain = train_or_load("normal", runs, args.epochs, args.retrain, args.device)
-    spec = cvae.conditions
-    print("training logP mean %.3f std %.3f range %.2f..%.2f; QED mean %.3f std %.3f" % (
-        spec.mean[0], spec.std[0], spec.low[0], spec.high[0], spec.mean[1], spec.std[1]))
-
-    t = time.perf_counter()
-    base_df = plain.sample(args.n, seed=0, temperature=args.temperature, progress=False)
-    requests = [{"logp": v} for v in (1.0, 2.0, 3.0, 4.0, 5.0)] + [{"logp": 2.0, "qed": 0.9},
-                                                                    {"logp": 4.0, "qed": 0.6}]
-    rows = []
-    for req in requests:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            df = cvae.sample(args.n, seed=0, condition=req, temperature=args.temperature, progress=False)
-        cond = summarize(df, req)
-        base = summarize(base_df, req)
-        rows.append({"request": req, "cvae": cond, "unconditional": base,
-                     "warnings": [str(w.message) for w in caught]})
-        print(json.dumps(rows[-1]))
-    free = summarize(cvae.sample(args.n, seed=0, temperature=args.temperature, progress=False), {"logp": float(spec.mean[0])})
-    seconds = time.perf_counter() - t
-    Path(args.out).write_text(json.dumps({"rows": rows, "cvae_unconditioned": free, "seconds": seconds}, indent=2))
-
-    print("\n| requested | logP MAE (CVAE) | logP MAE (unconditional VAE) | ratio | obtained logP (mean) "
-          "| QED MAE (CVAE / uncond.) | validity | uniqueness | novelty |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        c, b = r["cvae"], r["unconditional"]
-        req = ", ".join(f"{k}={v:g}" for k, v in r["request"].items())
-        qed = f"{c['qed_mae']:.3f} / {b['qed_mae']:.3f}" if "qed_mae" in c else ""
-        warn = " (warned: outside training range)" if r["warnings"] else ""
-        print(f"| {req}{warn} | {c['logp_mae']:.3f} | {b['logp_mae']:.3f} | {c['logp_mae'] / b['logp_mae']:.2f} "
-              f"| {c['logp_mean']:.2f} | {qed} | {c['validity']:.3f} | {c['uniqueness']:.3f} | {c['novelty']:.3f} |")
-    grid = [r for r in rows if list(r["request"]) == ["logp"]]
-    print(f"\nlogP grid 1..5: mean MAE {np.mean([r['cvae']['logp_mae'] for r in grid]):.3f} (CVAE) vs "
-          f"{np.mean([r['unconditional']['logp_mae'] for r in grid]):.3f} (unconditional); CVAE without a "
-          f"request: validity {free['validity']:.3f}, uniqueness {free['uniqueness']:.3f}; sampling {seconds:.0f} s")
+    models = {}
+    if args.model:
+        for d in args.model:
+            models[str(d)] = MolVAE.load(d, device=args.device)
+    else:
+        for prior in priors:
+            name = "cvae_logp_qed" + ("" if prior == "normal" else f"_{prior}") + tag
+            models[f"prior {prior}"] = train_or_load(name, runs, args.epochs, args.retrain, args.device, data=data,
+                                                     preset=args.preset, conditions=["logp", "qed"], prior=prior)
+    plain = None if args.no_baseline else train_or_load("normal" + tag, runs, args.epochs, args.retrain, args.device,
+                                                        data=data, preset=args.preset)
+    for label, model in list(models.items()) + ([("unconditional", plain)] if plain is not None else []):
+        print(f"{label}: {model.path}: {describe(model)}")
+    results = {}
+    for label, cvae in models.items():
+        if not cvae.config.n_conditions:
+            raise SystemExit(f"{label}: not a conditional model")
+        spec = cvae.conditions
+        print(f"{label}: training logP mean %.3f std %.3f range %.2f..%.2f; QED mean %.3f std %.3f" % (
+            spec.mean[0], spec.std[0], spec.low[0], spec.high[0], spec.mean[1], spec.std[1]))
+        results[label] = {"path": str(cvae.path), "config": cvae.config.to_dict(), "by_temperature": {}}
+        for temperature in temperatures:
+            t = time.perf_counter()
+            result = evaluate(cvae, plain, args.n, temperature)
+            result["seconds"] = time.perf_counter() - t
+            results[label]["by_temperature"][f"{temperature:g}"] = result
+            print_table(label, temperature, result)
+    Path(args.out).write_text(json.dumps({"data": str(data), "n": args.n, "models": results}, indent=2) + "\n")
+    print("\nsummary (logP grid 1..5, mean MAE / validity / uniqueness):")
+    for label, r in results.items():
+        cells = []
+        for temperature, res in r["by_temperature"].items():
+            grid = [row["cvae"] for row in res["rows"] if list(row["request"]) == ["logp"]]
+            cells.append(f"T={temperature}: {np.mean([g['logp_mae'] for g in grid]):.3f} / "
+                         f"{np.mean([g['validity'] for g in grid]):.3f} / "
+                         f"{np.mean([g['uniqueness'] for g in grid]):.3f}")
+        print(f"  {label}: " + "; ".join(cells))
 
 
 if __name__ == "__main__":

@@ -29,7 +29,15 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 
 
-def train_or_load(name: str, runs: Path, epochs: int, retrain: bool, device: str = "cpu", **options):
+SAMPLE = ROOT / "data" / "moses_sample.smi"
+TRAIN_OPTIONS = dict(warmup_steps=50, lr=2e-3, kl_warmup_epochs=2.0, early_stopping_patience=0, keep_best=False,
+                     eval_iwae_k=32, n_val_likelihood=750)
+"""The benchmarks' shared schedule (on top of the preset and the config defaults)."""
+
+
+def train_or_load(name: str, runs: Path, epochs: int, retrain: bool, device: str = "cpu", data: Path = SAMPLE,
+                  preset: str = "small", **options):
+    """The model trained as ``runs/name`` (reused when present unless ``retrain``)."""
     from molvae import MolVAE
 
     out = runs / name
@@ -37,11 +45,20 @@ def train_or_load(name: str, runs: Path, epochs: int, retrain: bool, device: str
         print(f"{name}: reusing {out}")
         return MolVAE.load(out, device=device)
     t = time.perf_counter()
-    model = MolVAE.fit(ROOT / "data" / "moses_sample.smi", out=out, preset="small", epochs=epochs, device=device,
-                       warmup_steps=50, lr=2e-3, kl_warmup_epochs=2.0, early_stopping_patience=0,
-                       keep_best=False, eval_iwae_k=32, n_val_likelihood=750, progress=False, **options)
+    model = MolVAE.fit(data, out=out, preset=preset, epochs=epochs, device=device, progress=False,
+                       **{**TRAIN_OPTIONS, **options})
     print(f"{name}: trained {epochs} epochs in {time.perf_counter() - t:.0f} s")
     return model
+
+
+def describe(model) -> str:
+    """The config values a result depends on, read from the model (not assumed)."""
+    c = model.config
+    cond = f", conditions {','.join(c.condition_names)}" if c.condition_names else ""
+    return (f"latent {c.latent_dim}, enc {c.enc_hidden}x{c.enc_layers}, dec {c.dec_hidden}x{c.dec_layers}, "
+            f"{c.epochs} epochs, batch {c.batch_size}, lr {c.lr:g}, beta {c.beta:g} ({c.kl_schedule}, warm-up "
+            f"{c.kl_warmup_epochs:g} epochs), free bits {c.free_bits:g}, word dropout {c.word_dropout:g}, "
+            f"prior {c.prior}{cond}")
 
 
 def read_moses_test(n: int, seed: int) -> list[str]:
@@ -176,7 +193,7 @@ def main() -> None:
     print(f"machine: {platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"torch {torch.__version__}, threads {args.threads}, device {args.device}"
           + (f" ({torch.cuda.get_device_name()})" if args.device.startswith("cuda") else ""))
-    print(f"settings: small preset, data/moses_sample.smi, {args.epochs} epochs, lr 2e-3, beta 0.5; held-out "
+    print(f"settings: small preset, data/moses_sample.smi, {args.epochs} epochs; held-out "
           f"{args.n_heldout} val molecules, IWAE k={args.k}; {args.n_samples} samples at T=1")
     runs = Path(args.runs)
     steps = step_seconds()
@@ -184,6 +201,8 @@ def main() -> None:
           f"VampPrior (K=100) {steps['vampprior']:.3f} s, ratio {steps['vampprior'] / steps['normal']:.2f}")
     models = {"normal": train_or_load("normal", runs, args.epochs, args.retrain, args.device),
               "vampprior": train_or_load("vampprior", runs, args.epochs, args.retrain, args.device, prior="vampprior")}
+    for name, model in models.items():
+        print(f"{name}: {describe(model)}")
     from molvae.metrics import evaluate
 
     ref = read_moses_test(5000, seed=1)

@@ -31,6 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--condition", metavar="NAME=VALUE,...",
                    help="a conditional model: the property values to sample at, e.g. logp=3.0,qed=0.8")
+    p.add_argument("--guidance", type=float, default=1.0,
+                   help="a conditional model: > 1 strengthens the condition's pull on each decoding step (default 1)")
     p.set_defaults(func=run_sample)
 
     p = sub.add_parser("encode", help="encode molecules to latent means")
@@ -121,7 +123,7 @@ def run_sample(args: argparse.Namespace) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         df = model.sample(args.num, temperature=args.temperature, seed=args.seed, batch_size=args.batch_size,
-                          progress=not args.quiet, condition=condition)
+                          progress=not args.quiet, condition=condition, guidance=args.guidance)
     for w in caught:
         print(f"molvae sample: warning: {w.message}", file=sys.stderr)
     n_valid = int(df["valid"].sum())

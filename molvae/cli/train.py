@@ -32,7 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="train a conditional VAE on RDKit properties: logp, qed, sa, mw, tpsa, hbd, hba, ...")
     p.add_argument("--condition-columns", metavar="COL,...",
                    help="train a conditional VAE on numeric columns of the .csv/.tsv data")
-    p.add_argument("--prior", choices=["normal", "vampprior"], help="latent prior (default: normal)")
+    p.add_argument("--prior", choices=["normal", "vampprior", "conditional"],
+                   help="latent prior (default: normal); conditional: learned p(z|c), needs --condition")
     p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
     p.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
     p.set_defaults(func=run)
