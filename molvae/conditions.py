@@ -227,7 +227,6 @@ def column_values(source: Any, columns: Sequence[str], lines: Sequence[int],
             raise DataError(f"DataFrame: no condition column {missing[0]!r}; columns: {', '.join(map(str, source.columns))}")
         raw = {c: source[c].tolist() for c in columns}
         rows = [[raw[c][line - 1] for c in columns] for line in lines]
-        where = "DataFrame row"
     elif isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.exists() and str(path) in DATASETS:
@@ -252,7 +251,6 @@ def column_values(source: Any, columns: Sequence[str], lines: Sequence[int],
                     continue
                 by_line[start] = [row[i] if i < len(row) else "" for i in idx]
         rows = [by_line.get(line, [""] * len(columns)) for line in lines]
-        where = f"{path}: line"
     else:
         raise DataError(f"condition columns need a CSV/TSV file or a DataFrame, got a {type(source).__name__}")
     values = np.full((len(rows), len(columns)), np.nan)

@@ -1,7 +1,7 @@
 """Property-conditioned sampling (CVAE): how close are the molecules to the requested logP (and QED)?
 
     python scripts/bench_cvae.py [--prior normal,conditional] [--data PATH] [--epochs 8] [--n 1000]
-                                 [--temperature 1,0.5] [--runs /tmp/molvae_bench] [--retrain]
+                                 [--temperature 1,0.5] [--guidance 1,2] [--runs /tmp/molvae_bench] [--retrain]
     python scripts/bench_cvae.py --model RUN_DIR [--model RUN_DIR ...]   # evaluate trained models
 
 For each ``--prior`` (normal: z ~ N(0, I) beside c; conditional: the learned p(z|c)) a VAE conditioned
@@ -11,7 +11,8 @@ VAE, which is the unconditional baseline (trained on the same data; ``--no-basel
 Trained models are kept in ``--runs`` and reused unless ``--retrain``; ``--model`` evaluates given
 model directories instead of training. For logP requested at 1..5 (QED then drawn from its training
 distribution given logP) and for two two-property requests, ``--n`` latent points are sampled at each
-``--temperature``; the mean absolute error is over the valid, unique samples. Unconditional: the plain
+``--temperature`` and guidance weight (``--guidance``, 1 = plain conditional decoding); the mean
+absolute error is over the valid, unique samples. Unconditional: the plain
 VAE's samples against each requested value. The settings printed are read from each model's config.
 """
 
@@ -47,14 +48,14 @@ def summarize(df, targets: dict[str, float]) -> dict:
     return out
 
 
-def evaluate(cvae, plain, n: int, temperature: float) -> dict:
-    """Every request at one temperature: the CVAE's samples and the plain VAE's against each target."""
+def evaluate(cvae, plain, n: int, temperature: float, guidance: float = 1.0) -> dict:
+    """Every request at one setting: the CVAE's samples and the plain VAE's against each target."""
     base_df = plain.sample(n, seed=0, temperature=temperature, progress=False) if plain is not None else None
     rows = []
     for req in REQUESTS:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            df = cvae.sample(n, seed=0, condition=req, temperature=temperature, progress=False)
+            df = cvae.sample(n, seed=0, condition=req, temperature=temperature, guidance=guidance, progress=False)
         rows.append({"request": req, "cvae": summarize(df, req),
                      "unconditional": summarize(base_df, req) if base_df is not None else None,
                      "warnings": [str(w.message) for w in caught]})
@@ -63,9 +64,9 @@ def evaluate(cvae, plain, n: int, temperature: float) -> dict:
     return {"rows": rows, "cvae_unconditioned": free}
 
 
-def print_table(label: str, temperature: float, result: dict) -> None:
+def print_table(label: str, setting: str, result: dict) -> None:
     rows, free = result["rows"], result["cvae_unconditioned"]
-    print(f"\n{label}, T={temperature:g}\n\n| requested | logP MAE (CVAE) | logP MAE (unconditional VAE) | ratio "
+    print(f"\n{label}, {setting}\n\n| requested | logP MAE (CVAE) | logP MAE (unconditional VAE) | ratio "
           "| obtained logP (mean) | QED MAE (CVAE / uncond.) | validity | uniqueness | novelty |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
@@ -101,6 +102,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu", help="cpu | cuda (training and sampling)")
     ap.add_argument("--temperature", default="1", help="sampling temperatures, comma-separated (default 1)")
+    ap.add_argument("--guidance", default="1", help="guidance weights, comma-separated (default 1: none)")
     ap.add_argument("--out", default="bench_cvae.json")
     args = ap.parse_args()
     import torch
@@ -109,6 +111,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     temperatures = [float(t) for t in args.temperature.split(",")]
+    guidances = [float(w) for w in args.guidance.split(",")]
     priors = [p.strip() for p in args.prior.split(",") if p.strip()]
     data = Path(args.data)
     # runs on other data or presets get their own names, so a model is never reused for the wrong data
@@ -117,7 +120,8 @@ def main() -> None:
     print(f"machine: {platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"torch {torch.__version__}, threads {args.threads}, device {args.device}"
           + (f" ({torch.cuda.get_device_name()})" if args.device.startswith("cuda") else ""))
-    print(f"settings: {args.n} samples per request at T={', '.join(f'{t:g}' for t in temperatures)}; "
+    print(f"settings: {args.n} samples per request at T={', '.join(f'{t:g}' for t in temperatures)}, "
+          f"guidance {', '.join(f'{w:g}' for w in guidances)}; "
           f"MAE over valid unique samples")
     runs = Path(args.runs)
     models = {}
@@ -140,20 +144,22 @@ def main() -> None:
         spec = cvae.conditions
         print(f"{label}: training logP mean %.3f std %.3f range %.2f..%.2f; QED mean %.3f std %.3f" % (
             spec.mean[0], spec.std[0], spec.low[0], spec.high[0], spec.mean[1], spec.std[1]))
-        results[label] = {"path": str(cvae.path), "config": cvae.config.to_dict(), "by_temperature": {}}
+        results[label] = {"path": str(cvae.path), "config": cvae.config.to_dict(), "by_setting": {}}
         for temperature in temperatures:
-            t = time.perf_counter()
-            result = evaluate(cvae, plain, args.n, temperature)
-            result["seconds"] = time.perf_counter() - t
-            results[label]["by_temperature"][f"{temperature:g}"] = result
-            print_table(label, temperature, result)
+            for guidance in guidances:
+                t = time.perf_counter()
+                result = evaluate(cvae, plain, args.n, temperature, guidance)
+                result["seconds"] = time.perf_counter() - t
+                setting = f"T={temperature:g} w={guidance:g}"
+                results[label]["by_setting"][setting] = result
+                print_table(label, setting, result)
     Path(args.out).write_text(json.dumps({"data": str(data), "n": args.n, "models": results}, indent=2) + "\n")
     print("\nsummary (logP grid 1..5, mean MAE / validity / uniqueness):")
     for label, r in results.items():
         cells = []
-        for temperature, res in r["by_temperature"].items():
+        for setting, res in r["by_setting"].items():
             grid = [row["cvae"] for row in res["rows"] if list(row["request"]) == ["logp"]]
-            cells.append(f"T={temperature}: {np.mean([g['logp_mae'] for g in grid]):.3f} / "
+            cells.append(f"{setting}: {np.mean([g['logp_mae'] for g in grid]):.3f} / "
                          f"{np.mean([g['validity'] for g in grid]):.3f} / "
                          f"{np.mean([g['uniqueness'] for g in grid]):.3f}")
         print(f"  {label}: " + "; ".join(cells))

@@ -48,8 +48,6 @@ def _fit(net, x: np.ndarray, y: np.ndarray, steps: int, rng: np.random.Generator
 
 def _log_prior(model):
     """Differentiable ``log p(z)`` of the model's prior (float32, on the CPU)."""
-    import torch
-
     net = getattr(model, "net", None)
     if getattr(net, "prior", None) is None:
         return lambda z: -(z ** 2).sum(-1) / 2
