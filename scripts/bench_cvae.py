@@ -95,6 +95,7 @@ def main() -> None:
     ap.add_argument("--model", action="append", default=[], metavar="DIR",
                     help="evaluate this trained conditional model instead of training (repeatable)")
     ap.add_argument("--no-baseline", action="store_true", help="skip the unconditional VAE")
+    ap.add_argument("--baseline", metavar="DIR", help="a trained unconditional VAE to use as the baseline")
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--n", type=int, default=1000, help="samples per request")
     ap.add_argument("--runs", default="/tmp/molvae_bench")
@@ -133,8 +134,13 @@ def main() -> None:
             name = "cvae_logp_qed" + ("" if prior == "normal" else f"_{prior}") + tag
             models[f"prior {prior}"] = train_or_load(name, runs, args.epochs, args.retrain, args.device, data=data,
                                                      preset=args.preset, conditions=["logp", "qed"], prior=prior)
-    plain = None if args.no_baseline else train_or_load("normal" + tag, runs, args.epochs, args.retrain, args.device,
-                                                        data=data, preset=args.preset)
+    if args.baseline:
+        plain = MolVAE.load(args.baseline, device=args.device)
+    elif args.no_baseline:
+        plain = None
+    else:
+        plain = train_or_load("normal" + tag, runs, args.epochs, args.retrain, args.device, data=data,
+                              preset=args.preset)
     for label, model in list(models.items()) + ([("unconditional", plain)] if plain is not None else []):
         print(f"{label}: {model.path}: {describe(model)}")
     results = {}

@@ -9,7 +9,9 @@ over the 16 tasks PMO scored with GuacaMol's definitions (and over all 20 for ou
 
 Classic tasks (JT-VAE / GCPN): unconstrained QED and standardized penalized logP (top-3, molecules
 no larger than ZINC-250k's largest, 38 heavy atoms, enforced as a constraint), and constrained
-penalized-logP improvement from the 800 lowest-scoring ZINC-250k molecules at similarity 0.4 / 0.6.
+penalized-logP improvement from the 800 lowest-scoring of 5,000 random ZINC-250k molecules (JT-VAE
+took the 800 lowest of its held-out ZINC test set; the lowest of all ZINC-250k are extreme macrocycles
+whose ring penalty alone is worth 30+ units) at similarity 0.4 / 0.6.
 
 Every run's row is appended to a CSV in --out as soon as it finishes; a rerun skips rows already
 there, so a long benchmark can be run piecemeal (--tasks, --methods, --seeds, --budget) and the
@@ -29,6 +31,7 @@ import gzip
 import json
 import os
 import platform
+import random
 import statistics
 import sys
 import time
@@ -93,8 +96,6 @@ def mean_std(values: list[float]) -> tuple[float, float]:
 
 def zinc_sample(n: int, seed: int) -> list[str]:
     """``n`` molecules of ZINC-250k drawn with ``seed``: a starting library, as Graph GA draws one in PMO."""
-    import random
-
     with gzip.open(SHARED / "data" / "zinc250k.smi.gz", "rt") as fh:
         zinc = [line.split()[0] for line in fh if line.strip()]
     return random.Random(seed).sample(zinc, n)
@@ -273,13 +274,16 @@ def run_constrained(model, args, out: Path) -> None:
     from molvae.optimize import optimize
     from rdkit import DataStructs
 
-    lowest = sorted(zinc_scores(out, args.workers), key=lambda r: r[1])[:800]
+    scored = zinc_scores(out, args.workers)
+    if args.constrained_pool:  # JT-VAE took the 800 lowest of its held-out ZINC test set, not of all ZINC
+        scored = random.Random(0).sample(scored, args.constrained_pool)
+    lowest = sorted(scored, key=lambda r: r[1])[:800]
     path = out / "constrained_runs.csv"
     fields = ["delta", "index", "smiles", "start", "method", "budget", "best", "best_smiles", "similarity",
               "improvement", "success", "calls", "wall_s"]
     done = {(r["delta"], r["index"], r["method"], r["budget"]) for r in read_rows(path)}
-    for delta in args.deltas:
-        for i, (smi, start) in enumerate(lowest[:args.constrained_n]):
+    for i, (smi, start) in enumerate(lowest[:args.constrained_n]):  # both deltas per molecule: stop any time
+        for delta in args.deltas:
             method = args.methods[0]
             if (str(delta), str(i), method, str(args.constrained_budget)) in done:
                 continue
@@ -326,7 +330,7 @@ def report_classic(out: Path) -> None:
     rows = read_rows(out / "constrained_runs.csv")
     if rows:
         print()
-        print("## Constrained penalized-logP improvement from the lowest-scoring ZINC-250k molecules")
+        print("## Constrained penalized-logP improvement from the 800 lowest-scoring of 5,000 random ZINC-250k molecules")
         print()
         print("| delta | method | molecules | budget each | improvement (all, failures = 0) | improvement (successes) "
               "| success | median calls | median wall s |")
@@ -371,6 +375,9 @@ def main() -> int:
     parser.add_argument("--constrained", action="store_true", help="run constrained penalized-logP improvement")
     parser.add_argument("--constrained-n", type=int, default=800, help="how many of the 800 lowest molecules")
     parser.add_argument("--constrained-budget", type=int, default=100, help="oracle calls per start molecule")
+    parser.add_argument("--constrained-pool", type=int, default=5000,
+                        help="the 800 lowest of this many random ZINC-250k molecules (JT-VAE: of its held-out "
+                             "test set; 0 = all of ZINC-250k, whose lowest are extreme macrocycles)")
     parser.add_argument("--deltas", type=float, nargs="+", default=[0.4, 0.6])
     parser.add_argument("--workers", type=int, default=2, help="processes for scoring ZINC-250k")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
