@@ -202,7 +202,6 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     moses = import_moses()
-    from moses.metrics import metrics as mm
 
     import molvae
     from molvae.metrics import evaluate
