@@ -502,12 +502,10 @@ class VAE(nn.Module):
         ce = F.cross_entropy(logits.float().reshape(-1, self.vocab_size), targets.reshape(-1),
                              ignore_index=self.pad_id, reduction="sum")
         recon = ce / b
-        if self.cond_prior is not None:
-            kl_dims = gaussian_kl(mu, logvar, *self.conditional_prior(cond, b)).mean(0)  # (Z,)
-            kl = kl_dims.sum()
-            kl_penalized = kl_dims.clamp(min=c.free_bits).sum() if c.free_bits > 0 else kl
-        elif self.prior is None:
-            kl_dims = 0.5 * (mu.float().pow(2) + logvar.float().exp() - 1.0 - logvar.float()).mean(0)  # (Z,)
+        if self.prior is None:  # closed form, to N(0, I) or to the conditional prior p(z|c)
+            mu_p, logvar_p = (self.conditional_prior(cond, b) if self.cond_prior is not None
+                              else (torch.zeros_like(mu), torch.zeros_like(logvar)))
+            kl_dims = gaussian_kl(mu, logvar, mu_p, logvar_p).mean(0)  # (Z,)
             kl = kl_dims.sum()
             kl_penalized = kl_dims.clamp(min=c.free_bits).sum() if c.free_bits > 0 else kl
         else:  # no closed form: the single-sample Monte-Carlo estimate, averaged over the batch
