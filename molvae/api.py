@@ -25,6 +25,7 @@ from molvae.vocab import Vocab
 
 if TYPE_CHECKING:  # pragma: no cover
     from molvae.conditions import ConditionSpec
+    from molvae.guide import PropertyGuide
     from molvae.likelihood import OODCalibration
 
 __all__ = ["MolVAE"]
@@ -38,7 +39,7 @@ class MolVAE:
     def __init__(self, net: VAE, vocab: Vocab, config: ModelConfig, device: torch.device,
                  train_hashes: np.ndarray | None = None, path: Path | None = None,
                  conditions: "ConditionSpec | None" = None, ood: "OODCalibration | None" = None,
-                 likelihood: dict[str, Any] | None = None):
+                 likelihood: dict[str, Any] | None = None, guide: "PropertyGuide | None" = None):
         self.net = net.to(device).eval()
         self.vocab = vocab
         self.config = config
@@ -48,6 +49,7 @@ class MolVAE:
         self.conditions = conditions  # names and training statistics of a conditional model's conditions
         self.ood = ood  # OOD score calibration (ood.json); None until calibrated
         self.heldout_likelihood = likelihood  # held-out ELBO/IWAE at the end of training (likelihood.json)
+        self.guide = guide.to(device).eval() if guide is not None else None  # steers conditional sampling
         if config.n_conditions and conditions is None:
             raise ConfigError("a conditional model needs its condition statistics (conditions.json)")
 
@@ -97,7 +99,7 @@ class MolVAE:
         model = cls(result.net, result.vocab, result.config, next(result.net.parameters()).device,
                     smiles_hashes(result.train_smiles), Path(out) if out else None,
                     conditions=getattr(result, "conditions", None), ood=getattr(result, "ood", None),
-                    likelihood=getattr(result, "likelihood", None))
+                    likelihood=getattr(result, "likelihood", None), guide=getattr(result, "guide", None))
         model.history = result.history
         if out is not None and result.config.final_eval_samples > 0 and os.environ.get("RANK", "0") == "0":
             model.final_evaluation(result.val_smiles, Path(out), progress=progress)
@@ -121,7 +123,7 @@ class MolVAE:
 
     def save(self, path: str | Path) -> Path:
         """Write the model directory: config.json, vocab.json, model.safetensors, train_hashes.npy, and
-        where they exist conditions.json, ood.json, likelihood.json and the held-out val.smi."""
+        where they exist conditions.json, guide.safetensors, ood.json, likelihood.json and the held-out val.smi."""
         import json
 
         from molvae.conditions import CONDITIONS_FILE
@@ -136,6 +138,10 @@ class MolVAE:
         np.save(path / "train_hashes.npy", self.train_hashes, allow_pickle=False)
         if self.conditions is not None:
             self.conditions.save(path / CONDITIONS_FILE)
+        if self.guide is not None:
+            from molvae.guide import GUIDE_FILE, save_guide
+
+            save_guide(self.guide, path / GUIDE_FILE)
         if self.ood is not None:
             self.ood.save(path / OOD_FILE)
         if self.heldout_likelihood is not None:
@@ -191,7 +197,7 @@ class MolVAE:
                 hashes = np.load(path / "train_hashes.npy", allow_pickle=False)
             except (ValueError, OSError) as exc:
                 raise CheckpointError(f"{path / 'train_hashes.npy'}: unreadable ({exc})") from None
-        return cls(net, vocab, config, resolve_device(device), hashes, path, **_load_extras(path, config))
+        return cls(net, vocab, config, resolve_device(device), hashes, path, **_load_extras(path, config, len(vocab)))
 
     # ------------------------------------------------------------------ encoding and decoding
     def _tokens(self, molecules: Sequence[Any], skip_unknown: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -393,7 +399,8 @@ class MolVAE:
 
     def sample(self, n: int, temperature: float = 1.0, seed: int | None = 0, batch_size: int = 1024,
                n_workers: int | None = None, progress: bool = True,
-               condition: Mapping[str, Any] | None = None, guidance: float = 1.0) -> pd.DataFrame:
+               condition: Mapping[str, Any] | None = None, guidance: float = 1.0,
+               steer: float | None = None) -> pd.DataFrame:
         """Decode ``n`` samples from the prior (N(0, I), the VampPrior's mixture, or ``p(z|c)``).
 
         Returns a DataFrame with ``smiles`` (None if invalid), ``selfies``, ``valid``, ``unique``
@@ -401,15 +408,20 @@ class MolVAE:
         model samples at ``condition`` (``{"logp": 3.0}``; values or arrays of ``n``); conditions not
         given are drawn from the training distribution given those that are, and every condition used
         is returned as a column ``condition_<name>``. ``guidance`` > 1 strengthens the condition's pull
-        on every decoding step (``VAE.generate``); 1 is plain conditional decoding.
+        on every decoding step (``VAE.generate``); 1 is plain conditional decoding. ``steer`` is the
+        strength of property-guided decoding toward the requested conditions (:mod:`molvae.guide`):
+        by default ``config.guide_strength`` when the model has a guide and a condition is requested;
+        0 turns it off.
 
-        :raises ConfigError: a condition the model was not trained on, or a condition for a plain VAE.
+        :raises ConfigError: a condition the model was not trained on, or a condition for a plain VAE;
+            ``steer`` > 0 without a requested condition or without a guide.
         :warns ConditionWarning: a requested value outside the training range.
         """
         if n < 0:
             raise ValueError(f"n must be >= 0, got {n}")
         self._check_conditional(condition)
         cond = self.condition_vectors(condition, n, seed) if self.config.n_conditions else None
+        steering = self._steering(condition, steer)
         batches = self._prior_batches(n, seed, batch_size, cond)
         if cond is not None:
             ct = torch.as_tensor(cond)
@@ -419,13 +431,50 @@ class MolVAE:
         smiles, selfies = decode_latents(self.net, self.vocab, batches, max_len=self.config.max_len,
                                          device=self.device, temperature=temperature, seed=seed,
                                          stereo=self.config.stereo, n_workers=n_workers, total=n, progress=progress,
-                                         guidance=guidance)
+                                         guidance=guidance, steer=steering)
         df = self._annotate(smiles, selfies)
         if cond is not None:
             raw = self.conditions.unstandardize(cond)
             for j, name in enumerate(self.condition_names):
                 df[f"condition_{name}"] = raw[:, j]
         return df
+
+    def _steering(self, condition: Mapping[str, Any] | None, steer: float | None):
+        """The :class:`molvae.guide.Steering` for a request (None: no steering)."""
+        if steer is not None and not steer >= 0:
+            raise ConfigError(f"steer must be >= 0, got {steer!r}")
+        if steer is None:
+            steer = self.config.guide_strength if self.guide is not None and condition else 0.0
+        if steer == 0:
+            return None
+        if not condition:
+            raise ConfigError("steer needs a condition to steer toward (condition={'logp': 3.0})")
+        if self.guide is None:
+            raise ConfigError("this model has no property guide (guide.safetensors); train one with "
+                              "model.fit_guide(smiles) or train with config guide_epochs > 0")
+        from molvae.guide import Steering
+
+        which = torch.tensor([name in condition for name in self.condition_names])
+        return Steering(self.guide, which.to(self.device), float(steer))
+
+    def fit_guide(self, molecules: Sequence[Any], condition: Mapping[str, Any] | None = None,
+                  epochs: int | None = None, samples: int | None = None, progress: bool = True) -> dict[str, Any]:
+        """Train (or retrain) the property guide (:mod:`molvae.guide`) on molecules, normally the training
+        set, and ``samples`` of the model's own (default ``config.guide_samples``); conditions are computed
+        with RDKit, column conditions come from ``condition`` (arrays). Replaces ``self.guide``; :meth:`save`
+        writes it. Returns the guide's summary (its held-out error once a molecule is complete)."""
+        from molvae.train import fit_guide
+
+        if not self.config.n_conditions:
+            raise ConfigError("a property guide steers toward conditions; this model was trained without any")
+        molecules = list(molecules)
+        tokens, lengths = self._tokens(molecules, skip_unknown=False)
+        cond = torch.as_tensor(self.molecule_conditions(molecules, condition))
+        config = self.config.replace(guide_epochs=epochs or self.config.guide_epochs or 10,
+                                     guide_samples=self.config.guide_samples if samples is None else samples)
+        self.guide = fit_guide(self.net, self.vocab, config, self.conditions,
+                               (tokens.to(self.device), lengths.to(self.device), cond.to(self.device)), progress)
+        return self.guide.summary
 
     def _annotate(self, smiles: list[str | None], selfies: list[str] | None = None) -> pd.DataFrame:
         df = pd.DataFrame({"smiles": pd.Series(smiles, dtype=object)})
@@ -604,8 +653,9 @@ class MolVAE:
                              "reason": pd.Series(reasons, dtype=object)})
 
 
-def _load_extras(path: Path, config: ModelConfig) -> dict[str, Any]:
-    """conditions.json (required for a conditional model), ood.json and likelihood.json (optional)."""
+def _load_extras(path: Path, config: ModelConfig, vocab_size: int) -> dict[str, Any]:
+    """conditions.json (required for a conditional model); guide.safetensors, ood.json and likelihood.json
+    (optional)."""
     import json
 
     from molvae.conditions import CONDITIONS_FILE, ConditionSpec
@@ -618,6 +668,10 @@ def _load_extras(path: Path, config: ModelConfig) -> dict[str, Any]:
             raise CheckpointError(f"{path / CONDITIONS_FILE}: conditions {spec.names} do not match config.json "
                                   f"({config.condition_names})")
         extras["conditions"] = spec
+        from molvae.guide import GUIDE_FILE, load_guide
+
+        if (path / GUIDE_FILE).exists():
+            extras["guide"] = load_guide(path / GUIDE_FILE, vocab_size, config.n_conditions, config.guide_hidden)
     if (path / OOD_FILE).exists():
         extras["ood"] = OODCalibration.load(path / OOD_FILE)
     if (path / LIKELIHOOD_FILE).exists():

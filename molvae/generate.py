@@ -10,12 +10,15 @@ import math
 import os
 from concurrent.futures import Executor, ProcessPoolExecutor
 from multiprocessing import get_context
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 import torch
 
 from molvae.vocab import Vocab, selfies_to_smiles
+
+if TYPE_CHECKING:
+    from molvae.guide import Steering
 
 __all__ = ["postprocess", "decode_latents", "prior_latents", "slerp", "lerp"]
 
@@ -62,11 +65,13 @@ def decode_latents(
     total: int | None = None,
     progress: bool = False,
     guidance: float = 1.0,
+    steer: Steering | None = None,
 ) -> tuple[list[str | None], list[str]]:
     """Decode batches of latent points; return canonical SMILES (``None`` = invalid) and raw SELFIES.
 
     ``n_workers`` processes post-process in parallel with decoding (default: all cores, or none for
-    small jobs). Results keep the order of the input latent points. ``guidance``: see ``VAE.generate``.
+    small jobs). Results keep the order of the input latent points. ``guidance`` and ``steer`` (a
+    :class:`molvae.guide.Steering`): see ``VAE.generate``.
     """
     from tqdm.auto import tqdm
 
@@ -85,7 +90,7 @@ def decode_latents(
             z = z.to(device=device, dtype=torch.float32)
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
                 ids = net.generate(z, max_len=max_len, temperature=temperature, generator=gen,
-                                   first_allowed=first_allowed, guidance=guidance)
+                                   first_allowed=first_allowed, guidance=guidance, steer=steer)
             selfies = [vocab.decode(row) for row in ids.cpu().tolist()]
             selfies_all.extend(selfies)
             if pool is None:

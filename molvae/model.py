@@ -18,7 +18,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +28,9 @@ from torch.nn.utils.rnn import pack_padded_sequence
 from molvae.errors import ConfigError
 from molvae.priors import (ConditionalPrior, VampPrior, diag_normal_log_prob, gaussian_kl, mixture_log_prob,
                            normal_log_prob, sample_mixture)
+
+if TYPE_CHECKING:
+    from molvae.guide import Steering
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -87,6 +90,11 @@ class ModelConfig:
     prior: str = "normal"
     vamp_components: int = 100  # vampprior: number of pseudo-inputs K
     vamp_length: int = 32  # vampprior: tokens per pseudo-input (in embedding space)
+    # --- property guide (CVAE only; molvae.guide): steers decoding toward requested conditions ---
+    guide_epochs: int = 10  # trained after the VAE on the training molecules and its own samples (0 = no guide)
+    guide_samples: int = 50000  # molecules sampled from the trained model to train the guide on as well
+    guide_hidden: int = 256  # the guide's GRU width
+    guide_strength: float = 4.0  # default steering strength when sampling at a condition (0 = off)
     # --- held-out likelihood and out-of-distribution calibration, once at the end of training ---
     eval_iwae_k: int = 32  # importance samples for the held-out IWAE bound and the OOD score (0 = skip both)
     n_val_likelihood: int = 1000  # validation molecules scored (the OOD threshold is their quantile)
@@ -99,7 +107,7 @@ class ModelConfig:
         """Raise :class:`ConfigError` for values that cannot work."""
         positive = ["max_len", "embed_dim", "enc_hidden", "enc_layers", "latent_dim", "dec_hidden",
                     "dec_layers", "epochs", "batch_size", "checkpoint_every", "vamp_components", "vamp_length",
-                    "n_val_likelihood"]
+                    "n_val_likelihood", "guide_hidden"]
         for name in positive:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
@@ -119,6 +127,12 @@ class ModelConfig:
             raise ConfigError(f"config prior must be normal, vampprior or conditional, got {self.prior!r}")
         if not isinstance(self.eval_iwae_k, int) or self.eval_iwae_k < 0:
             raise ConfigError(f"config eval_iwae_k must be an integer >= 0, got {self.eval_iwae_k!r}")
+        for name in ("guide_epochs", "guide_samples"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ConfigError(f"config {name} must be an integer >= 0, got {value!r}")
+        if not float(self.guide_strength) >= 0:
+            raise ConfigError(f"config guide_strength must be >= 0, got {self.guide_strength!r}")
         if not 0.0 < float(self.ood_quantile) < 1.0:
             raise ConfigError(f"config ood_quantile must be in (0, 1), got {self.ood_quantile!r}")
         self.conditions = _name_list(self.conditions, "conditions")
@@ -209,7 +223,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # Seconds-scale model for tests.
     "tiny": {"embed_dim": 16, "enc_hidden": 32, "latent_dim": 16, "dec_hidden": 64, "dec_layers": 1,
              "batch_size": 32, "warmup_steps": 10, "n_prior_samples": 50, "n_val_reconstruct": 50,
-             "final_eval_samples": 0},
+             "final_eval_samples": 0, "guide_hidden": 64, "guide_samples": 600},
 }
 """Named starting points for :class:`ModelConfig`; a config file or options override them."""
 
@@ -413,7 +427,7 @@ class VAE(nn.Module):
     @torch.no_grad()
     def generate(self, z: torch.Tensor, max_len: int, temperature: float = 0.0,
                  generator: torch.Generator | None = None, first_allowed: torch.Tensor | None = None,
-                 guidance: float = 1.0) -> torch.Tensor:
+                 guidance: float = 1.0, steer: "Steering | None" = None) -> torch.Tensor:
         """Decode latent points ``(B, Z)`` to token ids ``(B, <=max_len+1)``; greedy when temperature is 0.
 
         ``<pad>`` and ``<bos>`` are never emitted; ``first_allowed`` (bool ``(V,)``) restricts the first
@@ -422,6 +436,9 @@ class VAE(nn.Module):
         ``z`` it decodes at the mean condition (``c = 0``). ``guidance`` w != 1 (conditional models)
         steers each step with ``l(c=0) + w * (l(c) - l(c=0))``: the condition's effect on the logits,
         amplified (as classifier-free guidance does, with the mean condition as the reference).
+        ``steer`` (a conditional model's :class:`molvae.guide.Steering`) adds, at the sampling
+        temperature's scale, ``strength * log N(c; guide(prefix + token))`` for every candidate token:
+        the guide's belief that the finished molecule will have the requested conditions ``c``.
         """
         z = self.with_conditions(z)
         b = z.shape[0]
@@ -436,12 +453,21 @@ class VAE(nn.Module):
         active = torch.arange(b, device=z.device)
         hidden = self.initial_hidden(z)
         token = torch.full((b,), self.bos_id, dtype=torch.long, device=z.device)
+        if steer is not None:
+            if self.n_cond == 0:
+                raise ValueError("steering needs a conditional model")
+            steer_hidden = steer.guide.start(b, z.device)
+            steer_scale = steer.strength * (temperature if temperature and temperature > 0 else 1.0)
         width = 0
         for t in range(max_len + 1):
             logits, hidden = self.decode_step(z, token.repeat(2) if guided else token, hidden)
             if guided:
                 at_c, at_mean = logits.float().chunk(2)
                 logits = at_mean + guidance * (at_c - at_mean)
+            if steer is not None:  # the rows at c come first in z (see guidance above)
+                steer_hidden = steer.guide.advance(token, steer_hidden)
+                target = z[:len(token), -self.n_cond:]
+                logits = logits.float() + steer_scale * steer.guide.log_likelihood(steer_hidden, target, steer.which)
             if t == max_len:  # out of room: end here
                 logits = torch.full_like(logits, float("-inf"))
                 logits[:, self.eos_id] = 0.0
@@ -461,6 +487,8 @@ class VAE(nn.Module):
             if not bool(going.all()):
                 both = going.repeat(2) if guided else going
                 active, token, z, hidden = active[going], token[going], z[both], hidden[:, both]
+                if steer is not None:
+                    steer_hidden = steer_hidden[:, going]
         return out[:, :width]
 
     # --- loss ---

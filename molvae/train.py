@@ -4,7 +4,9 @@ A run directory is also the model directory: ``config.json``, ``vocab.json``, ``
 (best weights by validation loss), ``train_log.csv``, ``train_hashes.npy`` (novelty), ``val.smi``,
 ``rejects.csv``, ``data_report.txt``, ``checkpoint.pt`` (resume state) and ``training_curves.png``;
 ``conditions.json`` for a conditional model; ``likelihood.json`` (held-out ELBO and IWAE bound) and
-``ood.json`` (the OOD score's calibration), computed once with the final weights.
+``ood.json`` (the OOD score's calibration), computed once with the final weights; a conditional model's
+``guide.safetensors`` (:mod:`molvae.guide`), trained last (a resumed run whose VAE had finished trains
+only the guide).
 
 Resuming is exact: batch order is a pure function of ``(seed, epoch)``, the noise generator's state
 and the running sums of the epoch are in the checkpoint, so a resumed run logs the same losses as
@@ -30,7 +32,7 @@ from molvae.model import VAE, ModelConfig, kl_weight, lr_factor
 from molvae.vocab import Vocab
 
 # DDP support: done (the distributed-training edits are finished; others may now edit this file)
-__all__ = ["train", "resolve_device", "TrainResult", "LOG_COLUMNS", "tokenize"]
+__all__ = ["train", "resolve_device", "TrainResult", "LOG_COLUMNS", "tokenize", "fit_guide"]
 
 LOG_COLUMNS = ["epoch", "step", "lr", "beta", "train_loss", "train_recon", "train_kl", "val_loss", "val_recon",
                "val_kl", "val_elbo", "val_token_acc", "val_exact", "active_units", "sample_validity", "sample_uniqueness",
@@ -49,6 +51,7 @@ class TrainResult:
     conditions: Any = None  # molvae.conditions.ConditionSpec of a conditional model
     ood: Any = None  # molvae.likelihood.OODCalibration
     likelihood: dict[str, Any] | None = None  # held-out ELBO / IWAE of the final weights
+    guide: Any = None  # molvae.guide.PropertyGuide of a conditional model (config.guide_epochs > 0)
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -395,11 +398,41 @@ def train(
             print(f"held-out likelihood ({likelihood['n']} molecules): ELBO {likelihood['elbo']:.3f}, "
                   f"IWAE (k={likelihood['k']}) {likelihood['iwae']:.3f} nats per molecule; "
                   f"OOD threshold {ood.threshold:.3f} ({ood.quantile:g} quantile)")
+    guide = None
+    if ranks.main and conds is not None and config.guide_epochs > 0:
+        from molvae.guide import GUIDE_FILE, save_guide
+
+        ti = train_idx_t.to(dev)
+        guide = fit_guide(net, vocab, config, spec, (tokens[ti], lengths[ti], conds[ti]), progress)
+        if writer is not None:
+            save_guide(guide, writer / GUIDE_FILE)
+        if progress:
+            errors = ", ".join(f"{name} {err * sd:.3f}" for name, err, sd in
+                               zip(spec.names, guide.summary.get("val_mae_final", []), spec.std) if np.isfinite(err))
+            print(f"property guide ({config.guide_epochs} epochs): held-out error of its prediction once a "
+                  f"molecule is complete: {errors}")
     if ranks.world > 1:
         dist.barrier()
         dist.destroy_process_group()
     net.eval()
-    return TrainResult(net, vocab, config, history, train_smiles, val_smiles, out, spec, ood, likelihood)
+    return TrainResult(net, vocab, config, history, train_smiles, val_smiles, out, spec, ood, likelihood, guide)
+
+
+def fit_guide(net: VAE, vocab: Vocab, config: ModelConfig, spec: Any,
+              data: tuple[torch.Tensor, torch.Tensor, torch.Tensor], progress: bool = False) -> Any:
+    """A :class:`molvae.guide.PropertyGuide` for a trained conditional model, on ``data`` (token ids,
+    lengths, standardized conditions of the training molecules) and ``config.guide_samples`` of the
+    model's own samples."""
+    from molvae.guide import join_padded, model_samples, train_guide
+
+    net.eval()
+    if config.guide_samples > 0:
+        data = join_padded(data, model_samples(net, vocab, spec, data[2], config.guide_samples,
+                                               max_len=config.max_len, stereo=config.stereo, seed=config.seed,
+                                               progress=progress), pad_id=vocab.pad_id)
+    return train_guide(*data, vocab_size=len(vocab), bos_id=vocab.bos_id, eos_id=vocab.eos_id,
+                       pad_id=vocab.pad_id, epochs=config.guide_epochs, hidden=config.guide_hidden,
+                       batch_size=config.batch_size, seed=config.seed, progress=progress)
 
 
 @torch.no_grad()

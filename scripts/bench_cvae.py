@@ -2,7 +2,8 @@
 
     python scripts/bench_cvae.py [--prior normal,conditional] [--data PATH] [--epochs 8] [--n 1000]
                                  [--temperature 1,0.5] [--guidance 1,2] [--runs /tmp/molvae_bench] [--retrain]
-    python scripts/bench_cvae.py --model RUN_DIR [--model RUN_DIR ...]   # evaluate trained models
+    python scripts/bench_cvae.py --model RUN_DIR [--model RUN_DIR ...] [--fit-guide] [--steer 0,4]
+                                                                         # evaluate trained models
 
 For each ``--prior`` (normal: z ~ N(0, I) beside c; conditional: the learned p(z|c)) a VAE conditioned
 on logP and QED is trained on ``--data`` (default ``data/moses_sample.smi``, 15,000 MOSES training
@@ -11,8 +12,10 @@ VAE, which is the unconditional baseline (trained on the same data; ``--no-basel
 Trained models are kept in ``--runs`` and reused unless ``--retrain``; ``--model`` evaluates given
 model directories instead of training. For logP requested at 1..5 (QED then drawn from its training
 distribution given logP) and for two two-property requests, ``--n`` latent points are sampled at each
-``--temperature`` and guidance weight (``--guidance``, 1 = plain conditional decoding); the mean
-absolute error is over the valid, unique samples. Unconditional: the plain
+``--temperature``, guidance weight (``--guidance``, 1 = plain conditional decoding) and steering
+strength of the model's property guide (``--steer``, 0 = none; ``--fit-guide`` first fits a guide for a
+given model, on ``--data`` and the model's own samples); the mean absolute error is over the valid,
+unique samples. Unconditional: the plain
 VAE's samples against each requested value. The settings printed are read from each model's config.
 """
 
@@ -48,14 +51,15 @@ def summarize(df, targets: dict[str, float]) -> dict:
     return out
 
 
-def evaluate(cvae, plain, n: int, temperature: float, guidance: float = 1.0) -> dict:
+def evaluate(cvae, plain, n: int, temperature: float, guidance: float = 1.0, steer: float = 0.0) -> dict:
     """Every request at one setting: the CVAE's samples and the plain VAE's against each target."""
     base_df = plain.sample(n, seed=0, temperature=temperature, progress=False) if plain is not None else None
     rows = []
     for req in REQUESTS:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            df = cvae.sample(n, seed=0, condition=req, temperature=temperature, guidance=guidance, progress=False)
+            df = cvae.sample(n, seed=0, condition=req, temperature=temperature, guidance=guidance, steer=steer,
+                             progress=False)
         rows.append({"request": req, "cvae": summarize(df, req),
                      "unconditional": summarize(base_df, req) if base_df is not None else None,
                      "warnings": [str(w.message) for w in caught]})
@@ -104,6 +108,10 @@ def main() -> None:
     ap.add_argument("--device", default="cpu", help="cpu | cuda (training and sampling)")
     ap.add_argument("--temperature", default="1", help="sampling temperatures, comma-separated (default 1)")
     ap.add_argument("--guidance", default="1", help="guidance weights, comma-separated (default 1: none)")
+    ap.add_argument("--steer", default="0,4", help="property-guide steering strengths, comma-separated (default "
+                                                   "0,4; models without a guide skip those > 0)")
+    ap.add_argument("--fit-guide", action="store_true",
+                    help="fit a property guide (in memory) for --model models on --data first")
     ap.add_argument("--out", default="bench_cvae.json")
     args = ap.parse_args()
     import torch
@@ -113,6 +121,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     temperatures = [float(t) for t in args.temperature.split(",")]
     guidances = [float(w) for w in args.guidance.split(",")]
+    steers = [float(s) for s in args.steer.split(",")]
     priors = [p.strip() for p in args.prior.split(",") if p.strip()]
     data = Path(args.data)
     # runs on other data or presets get their own names, so a model is never reused for the wrong data
@@ -122,13 +131,19 @@ def main() -> None:
           f"torch {torch.__version__}, threads {args.threads}, device {args.device}"
           + (f" ({torch.cuda.get_device_name()})" if args.device.startswith("cuda") else ""))
     print(f"settings: {args.n} samples per request at T={', '.join(f'{t:g}' for t in temperatures)}, "
-          f"guidance {', '.join(f'{w:g}' for w in guidances)}; "
+          f"guidance {', '.join(f'{w:g}' for w in guidances)}, steer {', '.join(f'{s:g}' for s in steers)}; "
           f"MAE over valid unique samples")
     runs = Path(args.runs)
     models = {}
     if args.model:
         for d in args.model:
             models[str(d)] = MolVAE.load(d, device=args.device)
+            if args.fit_guide:
+                t = time.perf_counter()
+                smiles = [line.split()[0] for line in data.read_text().splitlines() if line.strip()]
+                summary = models[str(d)].fit_guide([s for s in smiles if s.lower() != "smiles"], progress=False)
+                print(f"{d}: guide fitted on {data} and {models[str(d)].config.guide_samples} samples in "
+                      f"{time.perf_counter() - t:.0f} s: {summary}")
     else:
         for prior in priors:
             name = "cvae_logp_qed" + ("" if prior == "normal" else f"_{prior}") + tag
@@ -153,12 +168,16 @@ def main() -> None:
         results[label] = {"path": str(cvae.path), "config": cvae.config.to_dict(), "by_setting": {}}
         for temperature in temperatures:
             for guidance in guidances:
-                t = time.perf_counter()
-                result = evaluate(cvae, plain, args.n, temperature, guidance)
-                result["seconds"] = time.perf_counter() - t
-                setting = f"T={temperature:g} w={guidance:g}"
-                results[label]["by_setting"][setting] = result
-                print_table(label, setting, result)
+                for steer in steers:
+                    if steer > 0 and cvae.guide is None:
+                        print(f"{label}: no property guide, steer {steer:g} skipped")
+                        continue
+                    t = time.perf_counter()
+                    result = evaluate(cvae, plain, args.n, temperature, guidance, steer)
+                    result["seconds"] = time.perf_counter() - t
+                    setting = f"T={temperature:g} w={guidance:g} steer={steer:g}"
+                    results[label]["by_setting"][setting] = result
+                    print_table(label, setting, result)
     Path(args.out).write_text(json.dumps({"data": str(data), "n": args.n, "models": results}, indent=2) + "\n")
     print("\nsummary (logP grid 1..5, mean MAE / validity / uniqueness):")
     for label, r in results.items():

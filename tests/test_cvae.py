@@ -66,6 +66,45 @@ def test_guidance_interpolates_between_the_mean_and_the_requested_condition(cvae
     assert df["valid"].all()
 
 
+def test_steering_moves_samples_toward_the_requested_logp(cvae):
+    """The property guide trained with the model (molvae.guide) pulls samples toward the request."""
+    assert cvae.guide is not None and (cvae.path / "guide.safetensors").exists()
+    spec = cvae.conditions
+    lo, hi = float(spec.mean[0] - 1.5 * spec.std[0]), float(spec.mean[0] + 1.5 * spec.std[0])
+    plain = _logp(cvae.sample(200, seed=0, condition={"logp": hi}, steer=0, progress=False))
+    steered = _logp(cvae.sample(200, seed=0, condition={"logp": hi}, progress=False))  # the default strength
+    steered_low = _logp(cvae.sample(200, seed=0, condition={"logp": lo}, progress=False))
+    assert abs(steered.mean() - hi) < abs(plain.mean() - hi) - 0.3, (plain.mean(), steered.mean(), hi)
+    assert steered.mean() > steered_low.mean() + 1.0, (steered_low.mean(), steered.mean())
+
+
+def test_steering_errors_and_a_model_without_a_guide(cvae, tiny_model, tmp_path, capsys):
+    with pytest.raises(ConfigError, match="steer needs a condition"):
+        cvae.sample(5, steer=2.0, progress=False)
+    with pytest.raises(ConfigError, match="steer must be >= 0"):
+        cvae.sample(5, condition={"logp": 2.0}, steer=-1.0, progress=False)
+    with pytest.raises(ConfigError, match="trained without any"):
+        tiny_model.fit_guide(read_sample(20), progress=False)
+    copy = cvae.save(tmp_path / "no_guide")
+    (copy / "guide.safetensors").unlink()
+    bare = MolVAE.load(copy)
+    assert bare.guide is None
+    a = bare.sample(20, seed=1, condition={"logp": 2.0}, progress=False)  # plain conditional sampling
+    b = cvae.sample(20, seed=1, condition={"logp": 2.0}, steer=0, progress=False)
+    assert a["smiles"].tolist() == b["smiles"].tolist()
+    with pytest.raises(ConfigError, match="no property guide"):
+        bare.sample(5, condition={"logp": 2.0}, steer=4.0, progress=False)
+    assert main(["sample", str(copy), "-n", "5", "--condition", "logp=2", "--steer", "4"]) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith(
+        "molvae sample: error: this model has no property guide (guide.safetensors)")
+    summary = bare.fit_guide(read_sample(300), epochs=2, samples=100, progress=False)
+    assert summary["epochs"] == 2 and summary["n_train"] > 300  # the molecules and the model's samples
+    assert bare.sample(20, seed=1, condition={"logp": 2.0}, steer=4.0, progress=False)["valid"].all()
+    (copy / "guide.safetensors").write_bytes(b"\x00" * 16)
+    with pytest.raises(Exception, match="guide.safetensors: corrupt"):
+        MolVAE.load(copy)
+
+
 def test_condition_errors_and_warnings(cvae, tiny_model):
     with pytest.raises(ConfigError, match=r"unknown condition 'tpsa'; this model was trained on: logp, qed"):
         cvae.sample(5, condition={"tpsa": 50.0}, progress=False)
@@ -86,7 +125,7 @@ def test_condition_errors_and_warnings(cvae, tiny_model):
 
 def test_conditional_model_round_trip_and_encode(cvae, tmp_path):
     loaded = MolVAE.load(cvae.save(tmp_path / "copy"))
-    assert loaded.condition_names == ["logp", "qed"]
+    assert loaded.condition_names == ["logp", "qed"] and loaded.guide is not None  # samples below are steered
     a = cvae.sample(30, seed=4, condition={"logp": 3.0}, progress=False)
     b = loaded.sample(30, seed=4, condition={"logp": 3.0}, progress=False)
     assert a["smiles"].tolist() == b["smiles"].tolist()

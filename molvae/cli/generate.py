@@ -33,6 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="a conditional model: the property values to sample at, e.g. logp=3.0,qed=0.8")
     p.add_argument("--guidance", type=float, default=1.0,
                    help="a conditional model: > 1 strengthens the condition's pull on each decoding step (default 1)")
+    p.add_argument("--steer", type=float, default=None,
+                   help="a conditional model with a property guide: how strongly decoding is steered toward "
+                        "the --condition values (default: the model's guide_strength; 0 = off)")
     p.set_defaults(func=run_sample)
 
     p = sub.add_parser("encode", help="encode molecules to latent means")
@@ -123,7 +126,8 @@ def run_sample(args: argparse.Namespace) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         df = model.sample(args.num, temperature=args.temperature, seed=args.seed, batch_size=args.batch_size,
-                          progress=not args.quiet, condition=condition, guidance=args.guidance)
+                          progress=not args.quiet, condition=condition, guidance=args.guidance,
+                          steer=args.steer)
     for w in caught:
         print(f"molvae sample: warning: {w.message}", file=sys.stderr)
     n_valid = int(df["valid"].sum())
