@@ -45,6 +45,7 @@ def summarize(df, targets: dict[str, float]) -> dict:
     out = {"validity": float(df["valid"].mean()), "uniqueness": len(uniq) / max(len(valid), 1),
            "novelty": float(uniq["novel"].mean()) if len(uniq) else None, "n_unique": len(uniq)}
     for j, (name, t) in enumerate(targets.items()):
+        out[f"{name}_values"] = [round(float(v), 3) for v in props[:, j]]
         out[f"{name}_mae"] = float(np.abs(props[:, j] - t).mean())
         out[f"{name}_mean"] = float(props[:, j].mean())
         out[f"{name}_median"] = float(np.median(props[:, j]))
@@ -90,6 +91,36 @@ def print_table(label: str, setting: str, result: dict) -> None:
           f"{free['validity']:.3f}, uniqueness {free['uniqueness']:.3f}")
 
 
+def plot(results: dict, path: Path) -> Path:
+    """One panel per model and setting: the obtained logP of each request on the grid (violins), with
+    the requested values marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [(label, setting, res) for label, r in results.items() for setting, res in r["by_setting"].items()]
+    cols = min(4, len(panels))
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.4 * rows), squeeze=False, sharey=True)
+    for ax, (label, setting, res) in zip(axes.flat, panels):
+        grid = [row for row in res["rows"] if list(row["request"]) == ["logp"]]
+        wanted = [row["request"]["logp"] for row in grid]
+        ax.violinplot([row["cvae"]["logp_values"] for row in grid], positions=wanted, widths=0.8, showmedians=True)
+        ax.scatter(wanted, wanted, marker="_", s=400, color="crimson", zorder=3, label="requested")
+        mae = np.mean([row["cvae"]["logp_mae"] for row in grid])
+        ax.set_title(f"{Path(label).name}\n{setting}: MAE {mae:.2f}", fontsize=9)
+        ax.set_xlabel("requested logP")
+    for ax in axes.flat[len(panels):]:
+        ax.axis("off")
+    axes[0, 0].set_ylabel("logP of valid unique samples")
+    axes[0, 0].legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--prior", default="normal", help="CVAE priors to train and compare: normal, conditional "
@@ -113,6 +144,7 @@ def main() -> None:
     ap.add_argument("--fit-guide", action="store_true",
                     help="fit a property guide (in memory) for --model models on --data first")
     ap.add_argument("--out", default="bench_cvae.json")
+    ap.add_argument("--plot", default="bench_cvae.png", help="obtained-logP violins per setting ('' = none)")
     args = ap.parse_args()
     import torch
 
@@ -179,6 +211,8 @@ def main() -> None:
                     results[label]["by_setting"][setting] = result
                     print_table(label, setting, result)
     Path(args.out).write_text(json.dumps({"data": str(data), "n": args.n, "models": results}, indent=2) + "\n")
+    if args.plot:
+        print(f"obtained logP per request: {plot(results, Path(args.plot))}")
     print("\nsummary (logP grid 1..5, mean MAE / validity / uniqueness):")
     for label, r in results.items():
         cells = []
