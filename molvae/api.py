@@ -25,7 +25,7 @@ from molvae.vocab import Vocab
 
 if TYPE_CHECKING:  # pragma: no cover
     from molvae.conditions import ConditionSpec
-    from molvae.guide import PropertyGuide
+    from molvae.guide import PropertyGuide, Steering
     from molvae.likelihood import OODCalibration
 
 __all__ = ["MolVAE"]
@@ -439,7 +439,7 @@ class MolVAE:
                 df[f"condition_{name}"] = raw[:, j]
         return df
 
-    def _steering(self, condition: Mapping[str, Any] | None, steer: float | None):
+    def _steering(self, condition: Mapping[str, Any] | None, steer: float | None) -> "Steering | None":
         """The :class:`molvae.guide.Steering` for a request (None: no steering)."""
         if steer is not None and not steer >= 0:
             raise ConfigError(f"steer must be >= 0, got {steer!r}")
@@ -460,9 +460,10 @@ class MolVAE:
     def fit_guide(self, molecules: Sequence[Any], condition: Mapping[str, Any] | None = None,
                   epochs: int | None = None, samples: int | None = None, progress: bool = True) -> dict[str, Any]:
         """Train (or retrain) the property guide (:mod:`molvae.guide`) on molecules, normally the training
-        set, and ``samples`` of the model's own (default ``config.guide_samples``); conditions are computed
-        with RDKit, column conditions come from ``condition`` (arrays). Replaces ``self.guide``; :meth:`save`
-        writes it. Returns the guide's summary (its held-out error once a molecule is complete)."""
+        set, and ``samples`` of the model's own (default ``config.guide_samples``) for ``epochs`` (default
+        ``config.guide_epochs``, or 10 where that is 0); conditions are computed with RDKit, column
+        conditions come from ``condition`` (arrays). Replaces ``self.guide``; :meth:`save` writes it.
+        Returns the guide's summary (its held-out error once a molecule is complete)."""
         from molvae.train import fit_guide
 
         if not self.config.n_conditions:

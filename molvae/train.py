@@ -422,11 +422,11 @@ def fit_guide(net: VAE, vocab: Vocab, config: ModelConfig, spec: Any,
               data: tuple[torch.Tensor, torch.Tensor, torch.Tensor], progress: bool = False) -> Any:
     """A :class:`molvae.guide.PropertyGuide` for a trained conditional model, on ``data`` (token ids,
     lengths, standardized conditions of the training molecules) and ``config.guide_samples`` of the
-    model's own samples."""
+    model's own samples (labelled with RDKit: none for a model conditioned on data columns alone)."""
     from molvae.guide import join_padded, model_samples, train_guide
 
     net.eval()
-    if config.guide_samples > 0:
+    if config.guide_samples > 0 and "rdkit" in spec.sources:
         data = join_padded(data, model_samples(net, vocab, spec, data[2], config.guide_samples,
                                                max_len=config.max_len, stereo=config.stereo, seed=config.seed,
                                                progress=progress), pad_id=vocab.pad_id)
