@@ -11,8 +11,9 @@ from
 summed over the requested conditions ``c*``: the Bayes rule ``p(x_t | x_<t, c) ~ p(x_t | x_<t) p(c | x_<=t)``
 (as FUDGE does for text, Yang & Klein 2021), tempered by ``strength``. Early in a molecule ``sigma`` is
 wide and the guide barely acts; it sharpens as the molecule takes shape. The guide is trained once,
-after the VAE, on the same training molecules (teacher forcing, Gaussian negative log-likelihood) and
-is stored beside the model as ``guide.safetensors``.
+after the VAE, on the same training molecules and on the model's own samples labelled with RDKit
+(:func:`model_samples`; teacher forcing, Gaussian negative log-likelihood), and is stored beside the
+model as ``guide.safetensors``.
 """
 
 from __future__ import annotations
