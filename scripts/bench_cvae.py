@@ -149,6 +149,7 @@ def main() -> None:
     import torch
 
     from molvae import MolVAE
+    from molvae.data import read_smiles
 
     torch.set_num_threads(args.threads)
     temperatures = [float(t) for t in args.temperature.split(",")]
@@ -172,8 +173,8 @@ def main() -> None:
             models[str(d)] = MolVAE.load(d, device=args.device)
             if args.fit_guide:
                 t = time.perf_counter()
-                smiles = [line.split()[0] for line in data.read_text().splitlines() if line.strip()]
-                summary = models[str(d)].fit_guide([s for s in smiles if s.lower() != "smiles"], progress=False)
+                smiles = read_smiles(data)["input"].tolist()  # any format molvae reads (.smi, .csv, .gz, ...)
+                summary = models[str(d)].fit_guide(smiles, progress=False)
                 print(f"{d}: guide fitted on {data} and {models[str(d)].config.guide_samples} samples in "
                       f"{time.perf_counter() - t:.0f} s: {summary}")
     else:
