@@ -448,7 +448,8 @@ class MolVAE:
         if steer == 0:
             return None
         if not condition:
-            raise ConfigError("steer needs a condition to steer toward (condition={'logp': 3.0}; molvae sample --condition logp=3.0)")
+            raise ConfigError("steer needs a condition to steer toward (condition={'logp': 3.0}; "
+                              "molvae sample --condition logp=3.0)")
         if self.guide is None:
             raise ConfigError("this model has no property guide (guide.safetensors); train one with "
                               "model.fit_guide(smiles) or train with config guide_epochs > 0")
