@@ -92,8 +92,11 @@ class MolVAE:
         from molvae.train import train
 
         cfg = build_config(config, preset, options)
+        changes = None
+        if resume:  # the run's saved config decides; options may change its budgets and evaluation settings
+            changes = {k: v for k, v in options.items() if v is not None}
         result = train(data, cfg, out_dir=out, device=device, resume=resume, progress=progress,
-                       smiles_column=smiles_column)
+                       smiles_column=smiles_column, changes=changes)
         from molvae.io import smiles_hashes
 
         model = cls(result.net, result.vocab, result.config, next(result.net.parameters()).device,

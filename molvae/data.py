@@ -285,6 +285,8 @@ class PreparedData:
     reject_kinds: list[str] = field(default_factory=list, repr=False)
     unknown_skipped: int = 0
     """Kept molecules that lost unknown tokens (``skip_unknown=True``)."""
+    cache_path: Path | None = field(default=None, repr=False)
+    """The :mod:`molvae.prepared` cache entry these data were read from or stored in (None: not cached)."""
 
     def __len__(self) -> int:
         return len(self.smiles)

@@ -211,7 +211,7 @@ def model_samples(net: Any, vocab: Any, spec: Any, cond_pool: torch.Tensor, n: i
     """
     from molvae.conditions import rdkit_values
     from molvae.generate import decode_latents
-    from molvae.train import tokenize
+    from molvae.vocab import tokenize
 
     dev = cond_pool.device
     gen = torch.Generator().manual_seed(seed)

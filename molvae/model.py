@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence
+from torch import _VF
 
 from molvae.errors import ConfigError
 from molvae.priors import (ConditionalPrior, VampPrior, diag_normal_log_prob, gaussian_kl, mixture_log_prob,
@@ -74,6 +74,8 @@ class ModelConfig:
     keep_best: bool = True  # end with the weights of the best validation epoch (False: the last epoch's)
     precision: str = "auto"  # auto (bf16 autocast on CUDA and on CPUs with native bf16) | bf16 | fp32
     checkpoint_every: int = 500  # steps between mid-epoch checkpoints (also written at every epoch end)
+    compact_checkpoint: bool = False  # optimizer moments in bfloat16 in checkpoint.pt (half its size; weights stay fp32)
+    eval_every_steps: int = 0  # also evaluate (a log row, best weights) every this many steps within an epoch (0 = off)
     seed: int = 0
     # --- per-epoch evaluation ---
     n_prior_samples: int = 300  # prior samples for validity/uniqueness after each epoch
@@ -127,7 +129,7 @@ class ModelConfig:
             raise ConfigError(f"config prior must be normal, vampprior or conditional, got {self.prior!r}")
         if not isinstance(self.eval_iwae_k, int) or self.eval_iwae_k < 0:
             raise ConfigError(f"config eval_iwae_k must be an integer >= 0, got {self.eval_iwae_k!r}")
-        for name in ("guide_epochs", "guide_samples"):
+        for name in ("guide_epochs", "guide_samples", "eval_every_steps"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ConfigError(f"config {name} must be an integer >= 0, got {value!r}")
@@ -291,6 +293,44 @@ def lr_factor(step: int, total_steps: int, config: ModelConfig) -> float:
     return 0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+def reverse_within_length(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Each row of ``x (B, T, ...)`` reversed over its first ``lengths[i]`` positions (padding stays put)."""
+    t = torch.arange(x.shape[1], device=x.device)
+    n = lengths.to(x.device).view(-1, 1)
+    idx = torch.where(t < n, n - 1 - t, t)  # an involution: applying it twice gives x back
+    return x.gather(1, idx.view(*idx.shape, *([1] * (x.dim() - 2))).expand_as(x))
+
+
+def bidirectional_final_states(gru: nn.GRU, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Final hidden states ``(layers*2, B, H)`` of a batch-first bidirectional ``gru`` over padded
+    ``x (B, T, E)``, exactly as over the packed sequences (each row read to its own length).
+
+    Why not ``pack_padded_sequence``: on the CPU, the backward pass of a packed GRU zero-fills a
+    full-size gradient buffer at every time step (quadratic in the length; 40% of a training step).
+    Here each direction runs over padded rows, the backward one over every row reversed within its
+    length, and the states are read at each row's last position.
+    """
+    lengths = lengths.clamp(min=1).to(x.device)
+    last = (lengths - 1).view(-1, 1, 1)
+    finals = []
+    layer_input = x
+    for layer in range(gru.num_layers):
+        outs = []
+        for suffix in ("", "_reverse"):
+            names = [f"weight_ih_l{layer}{suffix}", f"weight_hh_l{layer}{suffix}",
+                     f"bias_ih_l{layer}{suffix}", f"bias_hh_l{layer}{suffix}"]
+            weights = [getattr(gru, n) for n in names]
+            seq = layer_input if not suffix else reverse_within_length(layer_input, lengths)
+            h0 = seq.new_zeros(1, seq.shape[0], gru.hidden_size)
+            out, _ = _VF.gru(seq, h0, weights, True, 1, 0.0, gru.training, False, True)
+            finals.append(out.gather(1, last.expand(-1, 1, out.shape[-1])).squeeze(1))
+            outs.append(out if not suffix else reverse_within_length(out, lengths))
+        layer_input = torch.cat(outs, dim=-1)
+        if gru.dropout and gru.training and layer < gru.num_layers - 1:
+            layer_input = F.dropout(layer_input, gru.dropout, training=True)
+    return torch.stack(finals)
+
+
 class VAE(nn.Module):
     """Bidirectional-GRU encoder, Gaussian posterior, GRU decoder conditioned on z at every step."""
 
@@ -339,9 +379,7 @@ class VAE(nn.Module):
                cond: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior parameters ``(mu, logvar)``, each ``(B, Z)``, for padded token ids ``(B, T)``
         (and standardized conditions ``(B, C)`` for a conditional model; default 0)."""
-        emb = self.embed(tokens)
-        packed = pack_padded_sequence(emb, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
-        _, h = self.encoder(packed)  # (layers*2, B, H)
+        h = bidirectional_final_states(self.encoder, self.embed(tokens), lengths)  # (layers*2, B, H)
         return self._posterior(h, self._cond(cond, tokens.shape[0], tokens.device))
 
     def _posterior(self, h: torch.Tensor, cond: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:

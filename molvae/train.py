@@ -29,14 +29,20 @@ import torch
 from molvae.errors import CheckpointError, DataError
 from molvae.io import content_hash, load_checkpoint, save_checkpoint, save_weights, smiles_hashes
 from molvae.model import VAE, ModelConfig, kl_weight, lr_factor
-from molvae.vocab import Vocab
+from molvae.vocab import Vocab, tokenize  # tokenize: re-exported, it lived here before
 
 # DDP support: done (the distributed-training edits are finished; others may now edit this file)
 __all__ = ["train", "resolve_device", "TrainResult", "LOG_COLUMNS", "tokenize", "fit_guide"]
 
 LOG_COLUMNS = ["epoch", "step", "lr", "beta", "train_loss", "train_recon", "train_kl", "val_loss", "val_recon",
                "val_kl", "val_elbo", "val_token_acc", "val_exact", "active_units", "sample_validity", "sample_uniqueness",
-               "seconds"]
+               "seconds", "train_minutes", "cpu_minutes"]
+
+RESUME_SETTINGS = ("max_minutes", "epochs", "checkpoint_every", "eval_every_steps", "early_stopping_patience",
+                   "n_prior_samples", "n_val_reconstruct", "final_eval_samples", "eval_iwae_k", "n_val_likelihood",
+                   "compact_checkpoint")
+"""Config fields a resumed run may change (``train(..., resume=True, changes=...)``): budgets, evaluation
+and checkpoint settings. ``epochs`` stretches the learning-rate schedule from the step reached."""
 
 
 @dataclass
@@ -80,17 +86,6 @@ def use_bf16(precision: str, device: torch.device) -> bool:
     return device.type == "cpu" and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
-def tokenize(selfies: list[str], vocab: Vocab, max_len: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pad token ids into ``(N, max_tokens)`` int64 and lengths ``(N,)``."""
-    rows = [vocab.encode(s, max_len=max_len) for s in selfies]
-    lengths = torch.tensor([len(r) for r in rows], dtype=torch.long)
-    width = int(lengths.max()) if len(rows) else 1
-    tokens = torch.full((len(rows), width), vocab.pad_id, dtype=torch.long)
-    for i, r in enumerate(rows):
-        tokens[i, : len(r)] = torch.tensor(r, dtype=torch.long)
-    return tokens, lengths
-
-
 def bucketed_batches(lengths: torch.Tensor, batch_size: int, seed: int, epoch: int) -> list[torch.Tensor]:
     """Batches of similar length (little padding) in a random order that depends only on (seed, epoch)."""
     gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
@@ -103,6 +98,24 @@ def bucketed_batches(lengths: torch.Tensor, batch_size: int, seed: int, epoch: i
         batches.extend(idx[i:i + batch_size] for i in range(0, len(idx), batch_size))
     order = torch.randperm(len(batches), generator=gen)
     return [batches[i] for i in order]
+
+
+def compact_optimizer_state(state: dict[str, Any]) -> dict[str, Any]:
+    """An optimizer state dict with its floating-point moments in bfloat16: half the bytes of the
+    checkpoint's optimizer part, for training state kept in a repository. The weights stay float32."""
+    slim = {idx: {k: (v.to(torch.bfloat16) if torch.is_tensor(v) and v.is_floating_point() and v.dim() > 0 else v)
+                  for k, v in per_param.items()} for idx, per_param in state["state"].items()}
+    return {"state": slim, "param_groups": state["param_groups"], "compact": True}
+
+
+def expand_optimizer_state(state: dict[str, Any], opt: torch.optim.Optimizer) -> dict[str, Any]:
+    """The inverse of :func:`compact_optimizer_state` (float32 moments again); a full state passes through."""
+    if not state.get("compact"):
+        return state
+    dtype = next(p for group in opt.param_groups for p in group["params"]).dtype
+    full = {idx: {k: (v.to(dtype) if torch.is_tensor(v) and v.dtype == torch.bfloat16 else v)
+                  for k, v in per_param.items()} for idx, per_param in state["state"].items()}
+    return {"state": full, "param_groups": state["param_groups"]}
 
 
 class _Interrupted(Exception):
@@ -162,6 +175,7 @@ def train(
     resume: bool = False,
     progress: bool = True,
     smiles_column: str | None = None,
+    changes: dict[str, Any] | None = None,
     _crash_at_step: int | None = None,
 ) -> TrainResult:
     """Train a VAE on ``data`` (a path or an in-memory collection of molecules) under ``config``.
@@ -170,12 +184,17 @@ def train(
     ``checkpoint.pt``. Under ``torchrun`` each rank trains on its share of every global batch
     (``config.batch_size`` molecules in all) and rank 0 alone writes files; a checkpoint holds only
     global positions, so a run can resume with another number of processes. ``_crash_at_step``
-    simulates a killed process (for tests).
+    simulates a killed process (for tests). ``changes`` sets :data:`RESUME_SETTINGS` fields of a resumed
+    run's saved config (a new stretch's ``max_minutes``); any other field is an error.
+
+    Cleaned and tokenized data are cached by content (:mod:`molvae.prepared`), so a resumed run starts
+    training within seconds.
     """
     import torch.distributed as dist
     from tqdm.auto import tqdm
 
-    from molvae.data import prepare_molecules, split_train_val
+    from molvae.data import split_train_val
+    from molvae.prepared import prepare_cached, tokenize_cached
 
     ranks, dev = setup_distributed(device)
     progress = progress and ranks.main
@@ -187,12 +206,21 @@ def train(
             raise CheckpointError("resume needs the run directory (--out)")
         state = load_checkpoint(out / "checkpoint.pt")
         config = ModelConfig.from_dict(state["config"], source=str(out / "checkpoint.pt"))
+        if changes:
+            from molvae.errors import ConfigError
+
+            saved = config.to_dict()
+            fixed = sorted(k for k, v in changes.items() if k not in RESUME_SETTINGS and saved.get(k, v) != v)
+            if fixed:
+                raise ConfigError(f"{out}: cannot change {fixed[0]} when resuming (the run's saved config "
+                                  f"decides it); a resumed run may change: {', '.join(RESUME_SETTINGS)}")
+            config = config.replace(**{k: v for k, v in changes.items() if k in RESUME_SETTINGS})
     if writer is not None:
         writer.mkdir(parents=True, exist_ok=True)
 
-    prepared = prepare_molecules(data, max_len=config.max_len, stereo=config.stereo,
-                                 largest_fragment=config.largest_fragment, smiles_column=smiles_column,
-                                 progress=progress)
+    prepared = prepare_cached(data, max_len=config.max_len, stereo=config.stereo,
+                              largest_fragment=config.largest_fragment, smiles_column=smiles_column,
+                              progress=progress)
     raw_conditions = None
     if config.n_conditions:  # molecules without usable values move to the rejects
         from molvae.conditions import condition_values
@@ -212,7 +240,7 @@ def train(
         val_idx, train_idx = train_idx[:1], train_idx[1:] if len(train_idx) > 1 else train_idx
     train_smiles = [prepared.smiles[i] for i in train_idx]
     val_smiles = [prepared.smiles[i] for i in val_idx]
-    tokens, lengths = tokenize(prepared.selfies, vocab, config.max_len)
+    tokens, lengths = tokenize_cached(prepared, vocab, config.max_len)
     tokens, lengths = tokens.to(dev), lengths.to(dev)
     train_idx_t = torch.as_tensor(np.asarray(train_idx), dtype=torch.long)
     val_idx_t = torch.as_tensor(np.asarray(val_idx), dtype=torch.long)
@@ -255,20 +283,31 @@ def train(
     sums = {"loss": 0.0, "recon": 0.0, "kl": 0.0, "n": 0.0}
     best_val, bad_epochs = math.inf, 0
     best_state: dict[str, torch.Tensor] | None = None
+    spent = {"train_minutes": 0.0, "cpu_minutes": 0.0}  # over every stretch of this run
     if state is not None:
         net.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
+        opt.load_state_dict(expand_optimizer_state(state["optimizer"], opt))
+        spent = {k: float(v) for k, v in state.get("spent", spent).items()}
         noise.set_state(state["noise_rng"].to(noise.device) if dev.type != "cpu" else state["noise_rng"])
         step, epoch, batch_pos = int(state["step"]), int(state["epoch"]), int(state["batch_pos"])
         sums = {k: float(v) for k, v in state["sums"].items()}
         best_val, bad_epochs = float(state["best_val"]), int(state["bad_epochs"])
         history = [dict(row) for row in state["history"]]
 
+    t_start, cpu_start, first_step = time.perf_counter(), time.process_time(), step
+    spent_before = dict(spent)
+
+    def spent_now() -> dict[str, float]:
+        return {"train_minutes": spent_before["train_minutes"] + (time.perf_counter() - t_start) / 60,
+                "cpu_minutes": spent_before["cpu_minutes"] + (time.process_time() - cpu_start) / 60}
+
     def checkpoint() -> None:
         if writer is None:
             return
+        optimizer = opt.state_dict()
         save_checkpoint({
-            "model": net.state_dict(), "optimizer": opt.state_dict(), "config": config.to_dict(),
+            "model": net.state_dict(), "config": config.to_dict(), "spent": spent_now(),
+            "optimizer": compact_optimizer_state(optimizer) if config.compact_checkpoint else optimizer,
             "vocab": vocab.itos, "noise_rng": noise.get_state().cpu(), "step": step, "epoch": epoch,
             "batch_pos": batch_pos, "sums": sums, "best_val": best_val, "bad_epochs": bad_epochs,
             "history": history, "data_hash": data_hash,
@@ -276,7 +315,46 @@ def train(
 
     use_amp = use_bf16(config.precision, dev)
     stopped_early = time_up = False
-    t_start = t_epoch = time.perf_counter()
+    t_epoch = time.perf_counter()
+
+    def close_period(label: float) -> None:
+        """Log the steps since the last evaluation and evaluate: at each epoch's end, and every
+        ``config.eval_every_steps`` steps within one (``label``: the epoch reached, fractional mid-epoch)."""
+        nonlocal sums, t_epoch, best_val, bad_epochs, best_state
+        row = {"epoch": label, "step": step, "lr": opt.param_groups[0]["lr"],
+               "beta": kl_weight(step, steps_per_epoch, config),
+               "train_loss": sums["loss"] / max(sums["n"], 1), "train_recon": sums["recon"] / max(sums["n"], 1),
+               "train_kl": sums["kl"] / max(sums["n"], 1)}
+        if ranks.main:
+            row.update(evaluate_epoch(net, vocab, config, tokens[val_idx_t.to(dev)],
+                                      lengths[val_idx_t.to(dev)], dev, seed=config.seed * 1000 + math.ceil(label) - 1,
+                                      cond=conds[val_idx_t.to(dev)] if conds is not None else None))
+        if ranks.world > 1:  # every rank takes the same early-stopping decision
+            shared = [row]
+            dist.broadcast_object_list(shared, src=0)
+            row = shared[0]
+        row["seconds"] = time.perf_counter() - t_epoch
+        row.update(spent_now())
+        t_epoch = time.perf_counter()
+        history.append(row)
+        if progress:
+            shown = f"{label:g}" if label == int(label) else f"{label:.2f}"
+            print(f"epoch {shown}: loss {row['train_loss']:.3f} | val loss {row['val_loss']:.3f} "
+                  f"recon {row['val_recon']:.3f} kl {row['val_kl']:.2f} exact {row['val_exact']:.3f} "
+                  f"| prior valid {row['sample_validity']:.3f} unique {row['sample_uniqueness']:.3f} "
+                  f"| {row['seconds']:.0f}s")
+        if row["val_loss"] < best_val:
+            best_val, bad_epochs = row["val_loss"], 0
+            if config.keep_best:
+                best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        else:
+            bad_epochs += 1
+        if writer is not None and (bad_epochs == 0 or not config.keep_best):
+            save_weights(net.state_dict(), writer / "model.safetensors")
+        sums = {"loss": 0.0, "recon": 0.0, "kl": 0.0, "n": 0.0}
+        if writer is not None:
+            write_log(history, writer / "train_log.csv")
+
     try:
         while epoch < config.epochs and not stopped_early:
             batches = bucketed_batches(train_lengths, config.batch_size, config.seed, epoch)
@@ -286,7 +364,7 @@ def train(
             bar = tqdm(total=len(batches), initial=batch_pos, disable=not progress,
                        desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", leave=False)
             while batch_pos < len(batches):
-                if config.max_minutes and time.perf_counter() - t_start > 60 * config.max_minutes:
+                if config.max_minutes and step > first_step and time.perf_counter() - t_start > 60 * config.max_minutes:
                     time_up = True
                     break
                 if _crash_at_step is not None and step == _crash_at_step:
@@ -326,42 +404,20 @@ def train(
                 batch_pos += 1
                 bar.update(1)
                 bar.set_postfix(loss=f"{sums['loss'] / sums['n']:.2f}", beta=f"{beta:.3f}")
-                if step % config.checkpoint_every == 0:
+                if (config.eval_every_steps and step % config.eval_every_steps == 0
+                        and batch_pos < len(batches)):
+                    close_period(epoch + batch_pos / len(batches))
+                    checkpoint()
+                elif step % config.checkpoint_every == 0:
                     checkpoint()
             bar.close()
-            row = {"epoch": epoch + 1, "step": step, "lr": opt.param_groups[0]["lr"],
-                   "beta": kl_weight(step, steps_per_epoch, config),
-                   "train_loss": sums["loss"] / max(sums["n"], 1), "train_recon": sums["recon"] / max(sums["n"], 1),
-                   "train_kl": sums["kl"] / max(sums["n"], 1)}
-            if ranks.main:
-                row.update(evaluate_epoch(net, vocab, config, tokens[val_idx_t.to(dev)],
-                                          lengths[val_idx_t.to(dev)], dev, seed=config.seed * 1000 + epoch,
-                                          cond=conds[val_idx_t.to(dev)] if conds is not None else None))
-            if ranks.world > 1:  # every rank takes the same early-stopping decision
-                shared = [row]
-                dist.broadcast_object_list(shared, src=0)
-                row = shared[0]
-            row["seconds"] = time.perf_counter() - t_epoch
-            t_epoch = time.perf_counter()
-            history.append(row)
-            if progress:
-                print(f"epoch {row['epoch']}: loss {row['train_loss']:.3f} | val loss {row['val_loss']:.3f} "
-                      f"recon {row['val_recon']:.3f} kl {row['val_kl']:.2f} exact {row['val_exact']:.3f} "
-                      f"| prior valid {row['sample_validity']:.3f} unique {row['sample_uniqueness']:.3f} "
-                      f"| {row['seconds']:.0f}s")
-            if row["val_loss"] < best_val:
-                best_val, bad_epochs = row["val_loss"], 0
-                if config.keep_best:
-                    best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+            if time_up and sums["n"] == 0 and history:  # nothing trained since the last evaluation
+                pass
             else:
-                bad_epochs += 1
-            if writer is not None and (bad_epochs == 0 or not config.keep_best):
-                save_weights(net.state_dict(), writer / "model.safetensors")
-            epoch += 1
-            batch_pos = 0
-            sums = {"loss": 0.0, "recon": 0.0, "kl": 0.0, "n": 0.0}
-            if writer is not None:
-                write_log(history, writer / "train_log.csv")
+                close_period(epoch + 1 if batch_pos >= len(batches) else epoch + batch_pos / len(batches))
+            if not time_up:
+                epoch += 1
+                batch_pos = 0
             if time_up:
                 stopped_early = True
                 if progress:

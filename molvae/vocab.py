@@ -8,13 +8,16 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 import selfies as sf
 
 from molvae.errors import CheckpointError, TooLongError, UnknownTokenError
 
-__all__ = ["Vocab", "smiles_to_selfies", "selfies_to_smiles", "split_selfies", "PAD", "BOS", "EOS"]
+if TYPE_CHECKING:  # torch is imported only where token ids become tensors
+    import torch
+
+__all__ = ["Vocab", "tokenize", "smiles_to_selfies", "selfies_to_smiles", "split_selfies", "PAD", "BOS", "EOS"]
 
 PAD, BOS, EOS = "<pad>", "<bos>", "<eos>"
 _STRUCTURAL = re.compile(r"^\[[=#\\/]?(Branch|Ring|nop)")
@@ -121,3 +124,16 @@ class Vocab:
         if vocab.itos != list(tokens):
             raise CheckpointError(f"{path}: vocabulary tokens are not in canonical order")
         return vocab
+
+
+def tokenize(selfies: list[str], vocab: Vocab, max_len: int) -> "tuple[torch.Tensor, torch.Tensor]":
+    """Pad token ids into ``(N, max_tokens)`` int64 and lengths ``(N,)``."""
+    import torch
+
+    rows = [vocab.encode(s, max_len=max_len) for s in selfies]
+    lengths = torch.tensor([len(r) for r in rows], dtype=torch.long)
+    width = int(lengths.max()) if len(rows) else 1
+    tokens = torch.full((len(rows), width), vocab.pad_id, dtype=torch.long)
+    for i, r in enumerate(rows):
+        tokens[i, : len(r)] = torch.tensor(r, dtype=torch.long)
+    return tokens, lengths

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "moses_sample.smi"
 
 torch.set_num_threads(1)  # CI has 2 cores: tests are many small jobs, not one big one
+# caches (prepared data, reference statistics) go to a throwaway folder, never the user's ~/.cache
+os.environ["MOLVAE_CACHE"] = tempfile.mkdtemp(prefix="molvae-test-cache-")
 
 
 def read_sample(n: int | None = None) -> list[str]:

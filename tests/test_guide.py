@@ -9,7 +9,7 @@ import torch
 
 from molvae.errors import CheckpointError
 from molvae.guide import PropertyGuide, Steering, load_guide, save_guide, train_guide
-from molvae.train import tokenize
+from molvae.vocab import tokenize
 from molvae.vocab import Vocab, smiles_to_selfies
 
 from conftest import read_sample
