@@ -80,6 +80,8 @@ class MolVAE:
         resume: bool = False,
         progress: bool = True,
         smiles_column: str | None = None,
+        init: "str | Path | MolVAE | None" = None,
+        extend_vocab: bool = False,
         **options: Any,
     ) -> "MolVAE":
         """Train a model on SMILES (a file path, list, Series/DataFrame or RDKit Mols).
@@ -88,15 +90,34 @@ class MolVAE:
         :data:`molvae.model.PRESETS`; any :class:`ModelConfig` field can also be passed as a keyword
         (``epochs=10``, ``latent_dim=64``). With ``out`` the run directory holds the model and its logs
         and ``resume=True`` continues a killed run from its last checkpoint.
+
+        ``init`` (a shipped model's name, a model directory or a :class:`MolVAE`) fine-tunes: the run
+        starts from that model's weights, vocabulary and architecture, with the schedule of
+        :data:`molvae.finetune.FINETUNE_DEFAULTS` under ``config``/``options``. Molecules with a token
+        the model lacks are rejected naming it, unless ``extend_vocab=True`` grows the vocabulary.
         """
         from molvae.train import train
 
-        cfg = build_config(config, preset, options)
+        base = None
+        if init is not None and not resume:
+            from molvae.finetune import finetune_config
+
+            if preset is not None:
+                raise ConfigError("a fine-tuning run takes its architecture from the base model (--from); "
+                                  "drop --preset")
+            base = _base_model(init)
+            values = dict(load_config_file(config)) if isinstance(config, (str, Path)) else dict(config or {})
+            if isinstance(config, ModelConfig):
+                values = config.to_dict()
+            values.update({k: v for k, v in options.items() if v is not None})
+            cfg = finetune_config(base.config, values, base.name)
+        else:
+            cfg = build_config(config, preset, options)
         changes = None
         if resume:  # the run's saved config decides; options may change its budgets and evaluation settings
             changes = {k: v for k, v in options.items() if v is not None}
         result = train(data, cfg, out_dir=out, device=device, resume=resume, progress=progress,
-                       smiles_column=smiles_column, changes=changes)
+                       smiles_column=smiles_column, changes=changes, init=base, extend_vocab=extend_vocab)
         from molvae.io import smiles_hashes
 
         model = cls(result.net, result.vocab, result.config, next(result.net.parameters()).device,
@@ -656,6 +677,20 @@ class MolVAE:
         inputs = [m if isinstance(m, str) else _mol_smiles(m) for m in molecules]
         return pd.DataFrame({"smiles": inputs, "score": score, "ood": score > cal.threshold,
                              "reason": pd.Series(reasons, dtype=object)})
+
+
+def _base_model(init: "str | Path | MolVAE") -> Any:
+    """The :class:`molvae.finetune.BaseModel` of a shipped model's name, a model directory or a MolVAE."""
+    from molvae.finetune import BaseModel
+
+    if isinstance(init, MolVAE):
+        model, name = init, str(init.path or "<MolVAE>")
+    elif str(init) in MolVAE.available_pretrained() and not Path(init).exists():
+        model, name = MolVAE.pretrained(str(init), device="cpu"), str(init)
+    else:
+        model, name = MolVAE.load(init, device="cpu"), str(init)
+    weights = {k: v.detach().cpu().clone() for k, v in model.net.state_dict().items()}
+    return BaseModel(name, model.config, model.vocab, weights)
 
 
 def _load_extras(path: Path, config: ModelConfig, vocab_size: int) -> dict[str, Any]:

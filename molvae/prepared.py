@@ -59,10 +59,11 @@ def _entry_key(path: Path, options: dict[str, Any]) -> str:
 
 
 def prepare_cached(source: Any, *, max_len: int | None = None, stereo: bool = True,
-                   largest_fragment: bool = False, smiles_column: str | None = None, progress: bool = False,
-                   cache_dir: str | Path | None = None) -> PreparedData:
+                   largest_fragment: bool = False, smiles_column: str | None = None, vocab: Vocab | None = None,
+                   progress: bool = False, cache_dir: str | Path | None = None) -> PreparedData:
     """:func:`molvae.data.prepare_molecules` with its result cached on disk when ``source`` is a file.
 
+    ``vocab`` (a fine-tuning run's): molecules with other tokens are rejected, naming the token.
     In-memory sources (lists, DataFrames) are prepared as usual and not cached. The returned data's
     ``cache_path`` names its cache entry (``None`` when not cached), for :func:`tokenize_cached`.
     """
@@ -70,14 +71,15 @@ def prepare_cached(source: Any, *, max_len: int | None = None, stereo: bool = Tr
                "smiles_column": smiles_column}
     is_file = isinstance(source, (str, os.PathLike)) and Path(source).is_file()
     if not is_file:
-        return prepare_molecules(source, progress=progress, **options)
-    entry = cache_root(cache_dir) / _entry_key(Path(source), options)
+        return prepare_molecules(source, progress=progress, vocab=vocab, **options)
+    described = {**options, "vocab": vocab.itos} if vocab is not None else options
+    entry = cache_root(cache_dir) / _entry_key(Path(source), described)
     data = _load_entry(entry, str(source))
     if data is not None:
         if progress:
             print(f"{source}: prepared data read from the cache ({entry})")
         return data
-    data = prepare_molecules(source, progress=progress, **options)
+    data = prepare_molecules(source, progress=progress, vocab=vocab, **options)
     try:
         _save_entry(entry, data)
         data.cache_path = entry

@@ -176,6 +176,8 @@ def train(
     progress: bool = True,
     smiles_column: str | None = None,
     changes: dict[str, Any] | None = None,
+    init: Any = None,
+    extend_vocab: bool = False,
     _crash_at_step: int | None = None,
 ) -> TrainResult:
     """Train a VAE on ``data`` (a path or an in-memory collection of molecules) under ``config``.
@@ -186,6 +188,10 @@ def train(
     global positions, so a run can resume with another number of processes. ``_crash_at_step``
     simulates a killed process (for tests). ``changes`` sets :data:`RESUME_SETTINGS` fields of a resumed
     run's saved config (a new stretch's ``max_minutes``); any other field is an error.
+
+    ``init`` (a :class:`molvae.finetune.BaseModel`) starts a new run from a trained model's weights and
+    vocabulary: molecules with tokens it lacks are rejected, or with ``extend_vocab`` the vocabulary
+    grows (:func:`molvae.finetune.transfer_weights`).
 
     Cleaned and tokenized data are cached by content (:mod:`molvae.prepared`), so a resumed run starts
     training within seconds.
@@ -218,9 +224,15 @@ def train(
     if writer is not None:
         writer.mkdir(parents=True, exist_ok=True)
 
+    if state is not None:  # a fine-tuning run keeps filtering its data with the vocabulary it started with
+        init_vocab = Vocab(state["vocab"]) if state.get("base_model") else None
+        base_name = state.get("base_model")
+    else:
+        init_vocab = init.vocab if init is not None and not extend_vocab else None
+        base_name = init.name if init is not None else None
     prepared = prepare_cached(data, max_len=config.max_len, stereo=config.stereo,
                               largest_fragment=config.largest_fragment, smiles_column=smiles_column,
-                              progress=progress)
+                              vocab=init_vocab, progress=progress)
     raw_conditions = None
     if config.n_conditions:  # molecules without usable values move to the rejects
         from molvae.conditions import condition_values
@@ -234,7 +246,17 @@ def train(
     data_hash = content_hash(prepared.smiles)
     if state is not None and state["data_hash"] != data_hash:
         raise CheckpointError(f"{out}: the data differ from the data this run was started with; cannot resume")
-    vocab = Vocab(state["vocab"]) if state is not None else Vocab.from_selfies(prepared.selfies)
+    if state is not None:
+        vocab = Vocab(state["vocab"])
+    elif init is not None:
+        from molvae.finetune import extended_vocab
+
+        vocab = extended_vocab(init.vocab, prepared.selfies) if extend_vocab else init.vocab
+        if progress and len(vocab) > len(init.vocab):
+            print(f"vocabulary extended from {len(init.vocab)} to {len(vocab)} tokens: "
+                  + " ".join(t for t in vocab.itos if t not in init.vocab.stoi))
+    else:
+        vocab = Vocab.from_selfies(prepared.selfies)
     train_idx, val_idx = split_train_val(len(prepared.smiles), config.val_fraction, config.seed)
     if len(val_idx) == 0:
         val_idx, train_idx = train_idx[:1], train_idx[1:] if len(train_idx) > 1 else train_idx
@@ -265,7 +287,11 @@ def train(
 
     torch.manual_seed(config.seed)
     net = VAE(config, len(vocab)).to(dev)
-    if net.prior is not None and state is None:  # VampPrior: start the pseudo-inputs at training molecules
+    if init is not None and state is None:
+        from molvae.finetune import transfer_weights
+
+        net.load_state_dict(transfer_weights(init.weights, init.vocab, vocab, config.seed))
+    if net.prior is not None and state is None and init is None:  # VampPrior: pseudo-inputs at training molecules
         pick = train_idx_t[torch.randperm(len(train_idx_t), generator=torch.Generator().manual_seed(config.seed))
                            [:config.vamp_components]].to(dev)
         with torch.no_grad():
@@ -310,7 +336,7 @@ def train(
             "optimizer": compact_optimizer_state(optimizer) if config.compact_checkpoint else optimizer,
             "vocab": vocab.itos, "noise_rng": noise.get_state().cpu(), "step": step, "epoch": epoch,
             "batch_pos": batch_pos, "sums": sums, "best_val": best_val, "bad_epochs": bad_epochs,
-            "history": history, "data_hash": data_hash,
+            "history": history, "data_hash": data_hash, "base_model": base_name,
         }, writer / "checkpoint.pt")
 
     use_amp = use_bf16(config.precision, dev)

@@ -22,6 +22,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
     p.add_argument("--smiles-column", help="column of a .csv/.tsv holding SMILES (default: found by name)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--from", dest="init", metavar="MODEL",
+                   help="fine-tune: start from a shipped model (zinc250k, moses) or a model directory")
+    p.add_argument("--extend-vocab", action="store_true",
+                   help="with --from: add tokens the model lacks instead of rejecting their molecules")
     p.add_argument("--no-stereo", dest="stereo", action="store_false", default=None, help="strip stereochemistry")
     p.add_argument("--largest-fragment", action="store_true", default=None, help="keep only the largest fragment")
     for field, kind in _CONFIG_FLAGS.items():
@@ -51,12 +55,16 @@ def run(args: argparse.Namespace) -> int:
     options.update(stereo=args.stereo, largest_fragment=args.largest_fragment, conditions=args.conditions,
                    condition_columns=args.condition_columns, prior=args.prior)
     options.update(parse_key_values(args.set, "--set"))
+    if args.extend_vocab and not args.init:
+        print("molvae train: --extend-vocab needs --from MODEL", file=sys.stderr)
+        return 2
     if args.resume and (args.config or args.preset):
         print("molvae train: note: --resume uses the run's saved config; --config/--preset are ignored",
               file=sys.stderr)
     try:
         model = MolVAE.fit(args.data, out=args.out, config=args.config, preset=args.preset, device=args.device,
-                           resume=args.resume, progress=not args.quiet, smiles_column=args.smiles_column, **options)
+                           resume=args.resume, progress=not args.quiet, smiles_column=args.smiles_column,
+                           init=args.init, extend_vocab=args.extend_vocab, **options)
     except KeyboardInterrupt:
         print(f"molvae train: interrupted; checkpoint saved, continue with: molvae train {args.data} "
               f"--out {args.out} --resume", file=sys.stderr)
