@@ -26,6 +26,7 @@ from molvae.vocab import Vocab
 if TYPE_CHECKING:  # pragma: no cover
     from molvae.conditions import ConditionSpec
     from molvae.guide import PropertyGuide, Steering
+    from molvae.latent_mixture import LatentMixture
     from molvae.likelihood import OODCalibration
 
 __all__ = ["MolVAE"]
@@ -39,7 +40,8 @@ class MolVAE:
     def __init__(self, net: VAE, vocab: Vocab, config: ModelConfig, device: torch.device,
                  train_hashes: np.ndarray | None = None, path: Path | None = None,
                  conditions: "ConditionSpec | None" = None, ood: "OODCalibration | None" = None,
-                 likelihood: dict[str, Any] | None = None, guide: "PropertyGuide | None" = None):
+                 likelihood: dict[str, Any] | None = None, guide: "PropertyGuide | None" = None,
+                 latent_prior: "LatentMixture | None" = None):
         self.net = net.to(device).eval()
         self.vocab = vocab
         self.config = config
@@ -50,6 +52,7 @@ class MolVAE:
         self.ood = ood  # OOD score calibration (ood.json); None until calibrated
         self.heldout_likelihood = likelihood  # held-out ELBO/IWAE at the end of training (likelihood.json)
         self.guide = guide.to(device).eval() if guide is not None else None  # steers conditional sampling
+        self.latent_prior = latent_prior  # a mixture fitted after training to the latent means (or None)
         if config.n_conditions and conditions is None:
             raise ConfigError("a conditional model needs its condition statistics (conditions.json)")
 
@@ -170,6 +173,10 @@ class MolVAE:
             self.ood.save(path / OOD_FILE)
         if self.heldout_likelihood is not None:
             (path / LIKELIHOOD_FILE).write_text(json.dumps(self.heldout_likelihood, indent=2) + "\n")
+        if self.latent_prior is not None:
+            from molvae.latent_mixture import LATENT_PRIOR_FILE
+
+            self.latent_prior.save(path / LATENT_PRIOR_FILE)
         if self.path is not None and self.path.resolve() != path.resolve():
             for name in ("train_log.csv", "val.smi"):
                 if (self.path / name).exists():
@@ -388,9 +395,55 @@ class MolVAE:
         batches = list(self._prior_batches(n, seed, 4096, cond))
         return torch.cat(batches).numpy() if batches else np.zeros((0, self.latent_dim), np.float32)
 
-    def _prior_batches(self, n: int, seed: int | None, batch_size: int, cond: np.ndarray | None = None):
-        """Prior latent points in batches; the conditional prior's at standardized ``cond (n, C)`` (None: 0)."""
+    def _use_fitted_prior(self, prior: str) -> bool:
+        if prior not in ("auto", "model", "fitted"):
+            raise ConfigError(f"prior must be auto, model or fitted, got {prior!r}")
+        if prior == "fitted" and self.latent_prior is None:
+            raise ConfigError("this model has no fitted latent prior (MolVAE.fit_latent_prior / "
+                              "molvae fit-prior); use prior='model'")
+        return prior != "model" and self.latent_prior is not None
+
+    def fit_latent_prior(self, molecules: Sequence[Any] | str, components: int = 10, seed: int = 0,
+                         save: bool = True, skip_unknown: bool = True) -> "LatentMixture":
+        """Fit a Gaussian mixture to the latent means of ``molecules`` (the training set, or a sample of
+        it) and sample from it from now on (:mod:`molvae.latent_mixture`); saved in the model's directory
+        when ``save``. Molecules that do not parse or do not fit the vocabulary are left out."""
+        from molvae.latent_mixture import LATENT_PRIOR_FILE, LatentMixture
+
+        if self.config.n_conditions:
+            raise ConfigError("a fitted latent prior is for unconditional models (a CVAE samples at conditions)")
+        if isinstance(molecules, (str, Path)):
+            from molvae.data import read_smiles
+
+            molecules = read_smiles(molecules)["input"].tolist()
+        usable = [m for m in molecules if self._encodable(m, skip_unknown)]
+        if len(usable) < 2 * components:
+            raise ConfigError(f"need at least {2 * components} usable molecules to fit {components} components, "
+                              f"got {len(usable)}")
+        z = torch.as_tensor(self.encode(usable, skip_unknown=skip_unknown))
+        self.latent_prior = LatentMixture.fit(z, components=components, seed=seed)
+        if save and self.path is not None:
+            self.latent_prior.save(self.path / LATENT_PRIOR_FILE)
+        return self.latent_prior
+
+    def _encodable(self, molecule: Any, skip_unknown: bool) -> bool:
+        try:
+            self._tokens([molecule], skip_unknown)
+            return True
+        except (InvalidSmilesError, ValueError):
+            return False
+
+    def _prior_batches(self, n: int, seed: int | None, batch_size: int, cond: np.ndarray | None = None,
+                       fitted: bool = False):
+        """Prior latent points in batches; the conditional prior's at standardized ``cond (n, C)`` (None: 0);
+        ``fitted``: from the mixture fitted after training."""
         from molvae.generate import prior_latents
+
+        if fitted:
+            gen = torch.Generator().manual_seed(seed if seed is not None else int(torch.seed() % 2**31))
+            for start in range(0, n, batch_size):
+                yield self.latent_prior.sample(min(batch_size, n - start), gen)
+            return
 
         if self.net.prior is None:  # the same stream as before the VampPrior existed
             for start, eps in zip(range(0, n, batch_size), prior_latents(n, self.latent_dim, seed, batch_size)):
@@ -424,8 +477,12 @@ class MolVAE:
     def sample(self, n: int, temperature: float = 1.0, seed: int | None = 0, batch_size: int = 1024,
                n_workers: int | None = None, progress: bool = True,
                condition: Mapping[str, Any] | None = None, guidance: float = 1.0,
-               steer: float | None = None) -> pd.DataFrame:
+               steer: float | None = None, prior: str = "auto") -> pd.DataFrame:
         """Decode ``n`` samples from the prior (N(0, I), the VampPrior's mixture, or ``p(z|c)``).
+
+        ``prior``: ``auto`` samples from the mixture fitted after training to the latent means
+        (:meth:`fit_latent_prior`) when the model has one, else from the model's own prior; ``model``
+        always from the model's own; ``fitted`` from the fitted mixture (an error without one).
 
         Returns a DataFrame with ``smiles`` (None if invalid), ``selfies``, ``valid``, ``unique``
         (first occurrence within this call) and ``novel`` (not in the training set). A conditional
@@ -446,7 +503,7 @@ class MolVAE:
         self._check_conditional(condition)
         cond = self.condition_vectors(condition, n, seed) if self.config.n_conditions else None
         steering = self._steering(condition, steer)
-        batches = self._prior_batches(n, seed, batch_size, cond)
+        batches = self._prior_batches(n, seed, batch_size, cond, fitted=self._use_fitted_prior(prior))
         if cond is not None:
             ct = torch.as_tensor(cond)
             batches = (torch.cat([z, ct[i * batch_size:i * batch_size + len(z)]], dim=1) for i, z in enumerate(batches))
@@ -714,6 +771,10 @@ def _load_extras(path: Path, config: ModelConfig, vocab_size: int) -> dict[str, 
             extras["guide"] = load_guide(path / GUIDE_FILE, vocab_size, config.n_conditions, config.guide_hidden)
     if (path / OOD_FILE).exists():
         extras["ood"] = OODCalibration.load(path / OOD_FILE)
+    from molvae.latent_mixture import LATENT_PRIOR_FILE, LatentMixture
+
+    if (path / LATENT_PRIOR_FILE).exists() and not config.n_conditions:
+        extras["latent_prior"] = LatentMixture.load(path / LATENT_PRIOR_FILE, config.latent_dim)
     if (path / LIKELIHOOD_FILE).exists():
         try:
             extras["likelihood"] = json.loads((path / LIKELIHOOD_FILE).read_text())

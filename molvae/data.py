@@ -373,9 +373,9 @@ def _clean_all(inputs: list, errors: list, stereo: bool, largest_fragment: bool,
     workers = max(1, int(workers))
     chunk = 2000 if workers == 1 else max(200, min(5000, -(-n // (workers * 8))))
     tasks = [(inputs[i:i + chunk], errors[i:i + chunk], stereo, largest_fragment) for i in range(0, n, chunk)]
-    from tqdm.auto import tqdm
+    from molvae.progress import progress_bar
 
-    bar = tqdm(total=n, desc="checking molecules", unit="mol", disable=not progress, leave=False)
+    bar = progress_bar(total=n, desc="checking molecules", unit="mol", disable=not progress, leave=False)
     results: list[tuple] = []
     try:
         if workers == 1 or len(tasks) == 1:
@@ -614,11 +614,11 @@ def _sha256(path: Path) -> str:
 
 def _atomic_write_from(stream, dest: Path, progress: bool = False, total: int | None = None, desc: str = "") -> None:
     """Copy a binary stream to ``dest`` through a temporary file in the same folder, then rename."""
-    from tqdm.auto import tqdm
+    from molvae.progress import progress_bar
 
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
     try:
-        with os.fdopen(fd, "wb") as out, tqdm(total=total, unit="B", unit_scale=True, desc=desc,
+        with os.fdopen(fd, "wb") as out, progress_bar(total=total, unit="B", unit_scale=True, desc=desc,
                                                disable=not progress, leave=False) as bar:
             for block in iter(lambda: stream.read(1 << 20), b""):
                 out.write(block)

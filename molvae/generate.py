@@ -73,7 +73,7 @@ def decode_latents(
     small jobs). Results keep the order of the input latent points. ``guidance`` and ``steer`` (a
     :class:`molvae.guide.Steering`): see ``VAE.generate``.
     """
-    from tqdm.auto import tqdm
+    from molvae.progress import progress_bar
 
     if n_workers is None:
         n_workers = (os.cpu_count() or 1) if (total or 0) >= _POOL_THRESHOLD else 0
@@ -84,7 +84,7 @@ def decode_latents(
     first_allowed = torch.tensor(vocab.starts_molecule(), dtype=torch.bool, device=device)
     pool = _pool(n_workers) if n_workers > 0 else None
     pending, selfies_all = [], []
-    bar = tqdm(total=total, disable=not progress, desc="decoding", unit="mol")
+    bar = progress_bar(total=total, disable=not progress, desc="decoding", unit="mol")
     try:
         for z in batches:
             z = z.to(device=device, dtype=torch.float32)

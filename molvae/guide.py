@@ -125,7 +125,7 @@ def train_guide(
     best held-out likelihood are kept. Returns the guide (eval mode) with its ``summary``: ``best_epoch``, ``val_nll`` per prefix
     and ``val_mae_final``, the mean absolute error (standardized units, per condition) of its
     predictions once a held-out molecule is complete."""
-    from tqdm.auto import tqdm
+    from molvae.progress import progress_bar
 
     dev = tokens.device
     torch.manual_seed(seed)
@@ -165,7 +165,7 @@ def train_guide(
     gen = torch.Generator().manual_seed(seed + 1)
     step = 0
     best: tuple[float, int, dict[str, torch.Tensor] | None] = (math.inf, 0, None)
-    bar = tqdm(total=steps, disable=not progress, desc="property guide", unit="batch", leave=False)
+    bar = progress_bar(total=steps, disable=not progress, desc="property guide", unit="batch", leave=False)
     for epoch in range(epochs):
         guide.train()
         perm = train_idx[torch.randperm(len(train_idx), generator=gen).to(dev)]
@@ -179,7 +179,7 @@ def train_guide(
             opt.step()
             step += 1
             bar.update(1)
-            bar.set_postfix(nll=f"{loss.item():.3f}")
+            bar.set_postfix(nll=f"{loss.item():.3f}", refresh=False)
         if n_val:  # keep the epoch whose held-out likelihood is best: an over-confident guide over-steers
             nll = held_out()[0]
             if nll < best[0]:

@@ -53,7 +53,7 @@ def likelihood_bounds(net: torch.nn.Module, tokens: torch.Tensor, lengths: torch
     own generator, seeded by ``seed`` and its tokens: its bounds do not depend on the other molecules
     in the call or on ``batch_elems``.
     """
-    from tqdm.auto import tqdm
+    from molvae.progress import progress_bar
 
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
@@ -67,7 +67,7 @@ def likelihood_bounds(net: torch.nn.Module, tokens: torch.Tensor, lengths: torch
     order = torch.argsort(lengths.cpu(), stable=True)  # similar lengths together: little padding
     per_batch = max(1, batch_elems // k)
     samples_per_pass = max(1, min(k, batch_elems))
-    bar = tqdm(total=n, disable=not progress, desc=f"IWAE k={k}", unit="mol")
+    bar = progress_bar(total=n, disable=not progress, desc=f"IWAE k={k}", unit="mol")
     try:
         with torch.autocast(device_type=dev.type, enabled=False):
             for start in range(0, n, per_batch):

@@ -197,7 +197,7 @@ def train(
     training within seconds.
     """
     import torch.distributed as dist
-    from tqdm.auto import tqdm
+    from molvae.progress import progress_bar
 
     from molvae.data import split_train_val
     from molvae.prepared import prepare_cached, tokenize_cached
@@ -387,7 +387,7 @@ def train(
             if ranks.world > 1:  # every rank needs at least one molecule of each batch
                 batches = [b for b in batches if len(b) >= ranks.world]
             net.train()
-            bar = tqdm(total=len(batches), initial=batch_pos, disable=not progress,
+            bar = progress_bar(total=len(batches), initial=batch_pos, disable=not progress,
                        desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", leave=False)
             while batch_pos < len(batches):
                 if config.max_minutes and step > first_step and time.perf_counter() - t_start > 60 * config.max_minutes:
@@ -429,7 +429,7 @@ def train(
                 step += 1
                 batch_pos += 1
                 bar.update(1)
-                bar.set_postfix(loss=f"{sums['loss'] / sums['n']:.2f}", beta=f"{beta:.3f}")
+                bar.set_postfix(loss=f"{sums['loss'] / sums['n']:.2f}", beta=f"{beta:.3f}", refresh=False)
                 if (config.eval_every_steps and step % config.eval_every_steps == 0
                         and batch_pos < len(batches)):
                     close_period(epoch + batch_pos / len(batches))

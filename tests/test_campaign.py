@@ -119,3 +119,59 @@ def test_a_resumed_run_may_change_its_budget_but_not_its_model(tmp_path):
         _run(tmp_path / "run", epochs=1, resume=True, beta=0.5)
     more = _run(tmp_path / "run", epochs=2, resume=True)
     assert [row["epoch"] for row in more.history] == [1, 2]
+
+
+def test_a_latent_mixture_fits_separated_clusters():
+    from molvae.latent_mixture import LatentMixture
+
+    gen = torch.Generator().manual_seed(0)
+    centres = torch.tensor([[-4.0, 0.0, 1.0], [4.0, 1.0, -1.0]])
+    z = torch.cat([c + 0.3 * torch.randn(500, 3, generator=gen) for c in centres])
+    mix = LatentMixture.fit(z, components=2, seed=0)
+    found = mix.means[mix.means[:, 0].argsort()].float()
+    torch.testing.assert_close(found, centres, atol=0.1, rtol=0)
+    samples = mix.sample(2000, torch.Generator().manual_seed(1))
+    assert ((samples[:, 0] > 0).float().mean() - 0.5).abs() < 0.05
+    assert float(samples[:, 1:].std()) < 1.0  # covariances stay tight, not N(0, I)
+    assert mix.log_prob(centres).min() > mix.log_prob(torch.zeros(1, 3)).max()
+
+
+def test_fitted_latent_prior_is_saved_loaded_and_used(tiny_model, tmp_path):
+    import subprocess
+    import sys
+
+    from molvae.latent_mixture import LATENT_PRIOR_FILE
+
+    run = tmp_path / "model"
+    tiny_model.save(run)
+    data = tmp_path / "train.smi"
+    data.write_text("\n".join(read_sample(300)) + "\n")
+    proc = subprocess.run([sys.executable, "-m", "molvae", "fit-prior", str(run), str(data), "--components", "3"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert (run / LATENT_PRIOR_FILE).exists()
+    model = MolVAE.load(run)
+    assert model.latent_prior is not None and len(model.latent_prior.weights) == 3
+    fitted = model.sample(200, seed=0, progress=False)
+    own = model.sample(200, seed=0, progress=False, prior="model")
+    assert fitted["valid"].all() and own["valid"].all()
+    assert fitted["smiles"].tolist() != own["smiles"].tolist()
+    with pytest.raises(ConfigError, match="no fitted latent prior"):
+        tiny_model.sample(5, prior="fitted")
+
+
+def test_progress_in_a_log_file_is_a_few_plain_lines(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("from molvae.progress import progress_bar\n"
+            "bar = progress_bar(total=20000, desc='work')\n"
+            "for i in range(20000):\n    bar.update(1)\n    bar.set_postfix(i=i, refresh=False)\n"
+            "bar.close()\n")
+    log = tmp_path / "err.log"
+    with open(log, "w") as fh:
+        subprocess.run([sys.executable, "-c", code], stderr=fh, check=True)
+    text = log.read_text()
+    assert "\r" not in text
+    lines = text.strip().splitlines()
+    assert 1 <= len(lines) <= 3 and "20000/20000" in lines[-1], lines

@@ -36,7 +36,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steer", type=float, default=None,
                    help="a conditional model with a property guide: how strongly decoding is steered toward "
                         "the --condition values (default: the model's guide_strength; 0 = off)")
+    p.add_argument("--prior", choices=["auto", "model", "fitted"], default="auto",
+                   help="latent points from the mixture fitted after training (fitted; auto = when the model "
+                        "has one) or from the model's own prior (model)")
     p.set_defaults(func=run_sample)
+
+    p = sub.add_parser("fit-prior", help="fit a latent mixture prior to molecules' latent means (better samples)")
+    p.add_argument("model", help="model directory (a training run's --out); the prior is saved there")
+    p.add_argument("input", help="SMILES file: the training molecules, or a random sample of them")
+    p.add_argument("--components", type=int, default=10, help="Gaussian components (default 10)")
+    p.add_argument("--max-molecules", type=int, default=50000, help="use at most this many, at random (default 50000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.set_defaults(func=run_fit_prior)
 
     p = sub.add_parser("encode", help="encode molecules to latent means")
     _model_args(p)
@@ -108,6 +120,27 @@ def _prepared(model, path: str, smiles_column: str | None, skip_unknown: bool, o
     return data
 
 
+def run_fit_prior(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from molvae.data import read_smiles
+    from molvae.errors import ConfigError
+
+    if args.components <= 0 or args.max_molecules <= 0:
+        raise ConfigError("--components and --max-molecules must be positive")
+    model = load_model(args.model, args.device)
+    if model.path is None or not Path(args.model).is_dir():
+        raise ConfigError(f"{args.model}: fit-prior writes into a model directory; give the directory")
+    smiles = read_smiles(args.input)["input"].tolist()
+    if len(smiles) > args.max_molecules:
+        pick = np.random.default_rng(args.seed).permutation(len(smiles))[:args.max_molecules]
+        smiles = [smiles[i] for i in sorted(pick)]
+    mixture = model.fit_latent_prior(smiles, components=args.components, seed=args.seed)
+    print(f"latent prior: {len(mixture.weights)} components fitted to {mixture.n_fitted} latent means, "
+          f"saved in {args.model}; molvae sample uses it (--prior model for the model's own)", file=sys.stderr)
+    return 0
+
+
 def run_sample(args: argparse.Namespace) -> int:
     from molvae.errors import ConfigError
 
@@ -127,7 +160,7 @@ def run_sample(args: argparse.Namespace) -> int:
         warnings.simplefilter("always")
         df = model.sample(args.num, temperature=args.temperature, seed=args.seed, batch_size=args.batch_size,
                           progress=not args.quiet, condition=condition, guidance=args.guidance,
-                          steer=args.steer)
+                          steer=args.steer, prior=args.prior)
     for w in caught:
         print(f"molvae sample: warning: {w.message}", file=sys.stderr)
     n_valid = int(df["valid"].sum())

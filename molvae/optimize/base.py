@@ -132,7 +132,7 @@ class Search:
             self.progress.n = min(self.oracle.n_calls, self.oracle.budget)
             if self.best_value is not None:
                 self.progress.set_postfix_str(f"best={self.best_value:.4g}", refresh=False)
-            self.progress.refresh()
+            self.progress.update(0)  # redraws at the bar's own pace (once a minute in a log file)
 
     # ----------------------------------------------------------------- stopping
     def should_stop(self) -> bool:

@@ -220,7 +220,7 @@ def optimize(
         storage, a study that exists without ``resume``/``worker``, or ``resume`` with none.
     """
     import optuna
-    from tqdm.auto import tqdm
+    from molvae.progress import progress_bar
 
     from molvae.optimize.base import Search
     from molvae.optimize.latent import LatentSpace
@@ -270,7 +270,7 @@ def optimize(
     run_seed = seed if not worker else int(np.random.SeedSequence([seed, abs(hash(me)) % 2**32]).generate_state(1)[0])
     rng = np.random.default_rng(run_seed)
     space = LatentSpace(model, bound=bound, n_decode=n_decode, temperature=temperature, seed=run_seed)
-    bar = tqdm(total=oracle.budget, disable=not progress, desc=f"optimize {'+'.join(o.name for o in objectives)}",
+    bar = progress_bar(total=oracle.budget, disable=not progress, desc=f"optimize {'+'.join(o.name for o in objectives)}",
                unit="call", initial=min(oracle.n_calls, oracle.budget))
     search = Search(space=space, oracle=oracle, rng=rng, study=study, patience=patience,
                     max_points=max_points, progress=bar)
