@@ -5,6 +5,8 @@
     >>> model.sample(1000).head()
 
 Heavy modules (torch, RDKit) load on first use, so ``import molvae`` and ``molvae --help`` are quick.
+The modules stack in layers, each importing only from those below it (ARCHITECTURE.md, kept true by
+tests/test_layers.py).
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from pathlib import Path
@@ -19,19 +20,21 @@ import numpy as np
 import pandas as pd
 import torch
 
-from molvae.errors import CheckpointError, ConfigError, InvalidSmilesError
-from molvae.model import PRESETS, VAE, ModelConfig, load_config_file
-from molvae.vocab import Vocab
+from molvae.checkpoint import MODEL_FILES, available_pretrained, load_model, pretrained_path, save_model
+from molvae.conditions import ConditionSpec
+from molvae.device import resolve_device
+from molvae.errors import ConfigError, InvalidSmilesError, MolVAEError
+from molvae.generate import decode_latents, lerp, prior_batches, slerp
+from molvae.likelihood import OODCalibration, score_molecules
+from molvae.model import VAE, ModelConfig, build_config, load_config_file  # build_config: re-exported
+from molvae.vocab import Vocab, pad_rows
 
 if TYPE_CHECKING:  # pragma: no cover
-    from molvae.conditions import ConditionSpec
+    from molvae.finetune import BaseModel
     from molvae.guide import PropertyGuide, Steering
     from molvae.latent_mixture import LatentMixture
-    from molvae.likelihood import OODCalibration
 
-__all__ = ["MolVAE"]
-
-MODEL_FILES = ("config.json", "vocab.json", "model.safetensors")
+__all__ = ["MolVAE", "build_config", "MODEL_FILES"]
 
 
 class MolVAE:
@@ -39,7 +42,7 @@ class MolVAE:
 
     def __init__(self, net: VAE, vocab: Vocab, config: ModelConfig, device: torch.device,
                  train_hashes: np.ndarray | None = None, path: Path | None = None,
-                 conditions: "ConditionSpec | None" = None, ood: "OODCalibration | None" = None,
+                 conditions: ConditionSpec | None = None, ood: "OODCalibration | None" = None,
                  likelihood: dict[str, Any] | None = None, guide: "PropertyGuide | None" = None,
                  latent_prior: "LatentMixture | None" = None):
         self.net = net.to(device).eval()
@@ -124,9 +127,8 @@ class MolVAE:
         from molvae.io import smiles_hashes
 
         model = cls(result.net, result.vocab, result.config, next(result.net.parameters()).device,
-                    smiles_hashes(result.train_smiles), Path(out) if out else None,
-                    conditions=getattr(result, "conditions", None), ood=getattr(result, "ood", None),
-                    likelihood=getattr(result, "likelihood", None), guide=getattr(result, "guide", None))
+                    smiles_hashes(result.train_smiles), Path(out) if out else None, conditions=result.conditions,
+                    ood=result.ood, likelihood=result.likelihood, guide=result.guide)
         model.history = result.history
         if out is not None and result.config.final_eval_samples > 0 and os.environ.get("RANK", "0") == "0":
             model.final_evaluation(result.val_smiles, Path(out), progress=progress)
@@ -135,8 +137,6 @@ class MolVAE:
     def final_evaluation(self, reference: Sequence[str], out: Path, progress: bool = False) -> dict:
         """Score ``config.final_eval_samples`` prior samples with :func:`molvae.metrics.evaluate` against
         held-out molecules (novelty against the training split); written to ``out/metrics.json``."""
-        import json
-
         from molvae.metrics import evaluate, format_table
 
         samples = self.sample(self.config.final_eval_samples, seed=self.config.seed, progress=False)
@@ -149,119 +149,65 @@ class MolVAE:
         return metrics
 
     def save(self, path: str | Path) -> Path:
-        """Write the model directory: config.json, vocab.json, model.safetensors, train_hashes.npy, and
-        where they exist conditions.json, guide.safetensors, ood.json, likelihood.json and the held-out val.smi."""
-        import json
-
-        from molvae.conditions import CONDITIONS_FILE
-        from molvae.io import save_weights
-        from molvae.likelihood import LIKELIHOOD_FILE, OOD_FILE
-
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        self.config.save(path / "config.json")
-        self.vocab.save(path / "vocab.json")
-        save_weights(self.net.state_dict(), path / "model.safetensors", metadata={"format": "molvae-1"})
-        np.save(path / "train_hashes.npy", self.train_hashes, allow_pickle=False)
-        if self.conditions is not None:
-            self.conditions.save(path / CONDITIONS_FILE)
-        if self.guide is not None:
-            from molvae.guide import GUIDE_FILE, save_guide
-
-            save_guide(self.guide, path / GUIDE_FILE)
-        if self.ood is not None:
-            self.ood.save(path / OOD_FILE)
-        if self.heldout_likelihood is not None:
-            (path / LIKELIHOOD_FILE).write_text(json.dumps(self.heldout_likelihood, indent=2) + "\n")
-        if self.latent_prior is not None:
-            from molvae.latent_mixture import LATENT_PRIOR_FILE
-
-            self.latent_prior.save(path / LATENT_PRIOR_FILE)
-        if self.path is not None and self.path.resolve() != path.resolve():
-            for name in ("train_log.csv", "val.smi"):
-                if (self.path / name).exists():
-                    (path / name).write_text((self.path / name).read_text())
-        return path
+        """Write the model directory (:mod:`molvae.checkpoint`): config.json, vocab.json, model.safetensors,
+        train_hashes.npy, and where they exist conditions.json, guide.safetensors, ood.json, likelihood.json,
+        the fitted latent prior, and the run's train_log.csv and held-out val.smi."""
+        return save_model(path, net=self.net, vocab=self.vocab, config=self.config, train_hashes=self.train_hashes,
+                          conditions=self.conditions, guide=self.guide, ood=self.ood,
+                          likelihood=self.heldout_likelihood, latent_prior=self.latent_prior, copy_from=self.path)
 
     @staticmethod
     def available_pretrained() -> list[str]:
         """Names of the models shipped inside the package (``molvae/pretrained/NAME``)."""
-        root = Path(__file__).parent / "pretrained"
-        return sorted(p.name for p in root.iterdir() if (p / "config.json").exists()) if root.is_dir() else []
+        return available_pretrained()
 
     @classmethod
     def pretrained(cls, name: str, device: str = "auto") -> "MolVAE":
         """A model shipped with molvae, by name; works offline right after ``pip install``."""
-        names = cls.available_pretrained()
-        if name not in names:
-            raise CheckpointError(f"no pretrained model {name!r} ships with this molvae; "
-                                  f"available: {', '.join(names) or 'none yet'}")
-        return cls.load(Path(__file__).parent / "pretrained" / name, device=device)
+        return cls.load(pretrained_path(name), device=device)
 
     @classmethod
     def load(cls, path: str | Path, device: str = "auto") -> "MolVAE":
-        """Load a model directory (or a shipped pretrained name). Never executes code from the files."""
-        from molvae.io import load_weights
-        from molvae.train import resolve_device
-
-        path = Path(path)
-        if not path.is_dir():
-            raise CheckpointError(f"{path}: model directory not found")
-        missing = [f for f in MODEL_FILES if not (path / f).exists()]
-        if missing:
-            raise CheckpointError(f"{path}: not a molvae model directory (missing {', '.join(missing)})")
-        try:
-            config = ModelConfig.load(path / "config.json")
-        except ConfigError as exc:
-            raise CheckpointError(str(exc)) from None
-        vocab = Vocab.load(path / "vocab.json")
-        net = VAE(config, len(vocab))
-        weights = load_weights(path / "model.safetensors")
-        try:
-            net.load_state_dict({k: v.float() for k, v in weights.items()})
-        except RuntimeError as exc:
-            first = str(exc).splitlines()[1].strip() if "\n" in str(exc) else str(exc)
-            raise CheckpointError(f"{path / 'model.safetensors'}: weights do not match config.json ({first})") from None
-        hashes = None
-        if (path / "train_hashes.npy").exists():
-            try:
-                hashes = np.load(path / "train_hashes.npy", allow_pickle=False)
-            except (ValueError, OSError) as exc:
-                raise CheckpointError(f"{path / 'train_hashes.npy'}: unreadable ({exc})") from None
-        return cls(net, vocab, config, resolve_device(device), hashes, path, **_load_extras(path, config, len(vocab)))
+        """Load a model directory (:func:`molvae.checkpoint.load_model`). Never executes code from the files."""
+        parts = load_model(path)
+        return cls(parts.pop("net"), parts.pop("vocab"), parts.pop("config"), resolve_device(device), **parts)
 
     # ------------------------------------------------------------------ encoding and decoding
-    def _tokens(self, molecules: Sequence[Any], skip_unknown: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    def _tokens(self, molecules: Sequence[Any], skip_unknown: bool,
+                label: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """Padded token ids and lengths of molecules; an unusable one is a typed error naming its position
+        and input (``label=False``: without the position, for one molecule)."""
         from molvae.chem import mol_from_smiles, to_canonical
         from molvae.errors import TooLongError, UnknownTokenError
         from molvae.vocab import smiles_to_selfies
 
         rows = []
         for i, m in enumerate(molecules):
-            label = m if isinstance(m, str) else f"molecule {i}"
+            name = m if isinstance(m, str) else f"molecule {i}"
+            where = (f"input {i + 1} {name!r}: ", f"input {i + 1}: ") if label else (f"{name!r}: ", "")
             try:
                 mol = mol_from_smiles(m)
             except InvalidSmilesError as exc:
-                raise InvalidSmilesError(f"input {i + 1}: {exc}") from None
+                raise InvalidSmilesError(f"{where[1]}{exc}") from None
             selfies = smiles_to_selfies(to_canonical(mol, stereo=self.config.stereo,
                                                      largest_fragment=self.config.largest_fragment))
             if selfies is None:
-                raise InvalidSmilesError(f"input {i + 1} {label!r}: cannot be encoded as SELFIES")
+                raise InvalidSmilesError(f"{where[0]}cannot be encoded as SELFIES")
             try:
                 rows.append(self.vocab.encode(selfies, max_len=self.config.max_len, skip_unknown=skip_unknown))
             except (UnknownTokenError, TooLongError) as exc:
-                raise type(exc)(f"input {i + 1} {label!r}: {exc}") from None
-        lengths = torch.tensor([max(len(r), 1) for r in rows], dtype=torch.long)
-        tokens = torch.full((len(rows), int(lengths.max()) if rows else 1), self.vocab.pad_id, dtype=torch.long)
-        for i, r in enumerate(rows):
-            tokens[i, : len(r)] = torch.tensor(r, dtype=torch.long)
-        return tokens, lengths
+                raise type(exc)(f"{where[0]}{exc}") from None
+        return pad_rows(rows, self.vocab.pad_id, min_length=1)
 
     # ------------------------------------------------------------------ conditions
-    def _check_conditional(self, condition: Any) -> None:
-        if condition is not None and not self.config.n_conditions:
-            raise ConfigError("this model was trained without conditions; retrain with conditions=[...] "
-                              "(molvae train --condition NAME,...) to sample with a condition")
+    def _spec(self, condition: Any) -> ConditionSpec | None:
+        """The model's :class:`ConditionSpec` (None for a plain VAE, which may not be given a condition)."""
+        if not self.config.n_conditions:
+            if condition is not None:
+                raise ConfigError("this model was trained without conditions; retrain with conditions=[...] "
+                                  "(molvae train --condition NAME,...) to sample with a condition")
+            return None
+        return self.conditions
 
     def condition_vectors(self, condition: Mapping[str, Any] | None, n: int, seed: int | None = 0) -> np.ndarray | None:
         """Standardized conditions ``(n, C)`` for a request ``{name: value or n values}`` (None for a
@@ -270,38 +216,28 @@ class MolVAE:
         :raises ConfigError: an unknown condition name (the message lists the model's), a bad value.
         :warns ConditionWarning: a value outside the range seen in training.
         """
-        self._check_conditional(condition)
-        if not self.config.n_conditions:
-            return None
-        return self.conditions.request(condition, n, seed=seed)
+        spec = self._spec(condition)
+        return spec.request(condition, n, seed=seed) if spec is not None else None
 
     def molecule_conditions(self, molecules: Sequence[Any],
                             condition: Mapping[str, Any] | None = None) -> np.ndarray | None:
         """Standardized conditions ``(n, C)`` of given molecules: RDKit properties computed from them,
         column conditions from ``condition`` (else the training mean, with a :class:`ConditionWarning`)."""
-        from molvae.chem import compute_properties, mol_from_smiles, to_canonical
-        from molvae.conditions import ConditionWarning
+        from molvae.chem import mol_from_smiles, to_canonical
 
-        self._check_conditional(condition)
-        if not self.config.n_conditions:
+        spec = self._spec(condition)
+        if spec is None:
             return None
-        spec = self.conditions
-        condition = dict(condition or {})
-        spec.check_names(list(condition))
-        n = len(molecules)
-        rdkit = [name for name, src in zip(spec.names, spec.sources) if src == "rdkit" and name not in condition]
-        computed = {}
-        if rdkit:
-            smiles = [m if isinstance(m, str) else to_canonical(mol_from_smiles(m)) for m in molecules]
-            values = compute_properties(smiles, rdkit)
-            computed = {name: values[:, j] for j, name in enumerate(rdkit)}
-        missing = [name for name in spec.names if name not in condition and name not in computed]
-        if missing:
-            warnings.warn(f"no values given for condition {', '.join(missing)}; using the training mean "
-                          f"(pass condition={{{missing[0]!r}: ...}})", ConditionWarning, stacklevel=3)
-            computed.update({name: np.full(n, spec.mean[spec.names.index(name)]) for name in missing})
-        given = {k: np.broadcast_to(np.asarray(v, float), (n,)) for k, v in condition.items()}
-        return spec.request({**computed, **given}, n, what="condition", unchecked=list(computed))
+        needs_smiles = any(src == "rdkit" and name not in (condition or {}) for name, src in zip(spec.names, spec.sources))
+        smiles = [m if isinstance(m, str) else to_canonical(mol_from_smiles(m)) for m in molecules] if needs_smiles \
+            else [""] * len(molecules)
+        return spec.for_molecules(smiles, condition)
+
+    def _standardized(self, condition: Mapping[str, Any] | np.ndarray | None, n: int,
+                      seed: int | None = 0) -> np.ndarray | None:
+        """Standardized conditions ``(n, C)`` (:meth:`ConditionSpec.standardized`); None for a plain VAE."""
+        spec = self._spec(condition)
+        return spec.standardized(condition, n, seed) if spec is not None else None
 
     # ------------------------------------------------------------------ encoding and decoding
     @torch.no_grad()
@@ -312,9 +248,8 @@ class MolVAE:
 
         A conditional model's encoder also sees each molecule's conditions (see :meth:`molecule_conditions`).
         """
-        if isinstance(molecules, str):
-            molecules = [molecules]
-        molecules = list(molecules)
+        _check_count(batch_size, "batch_size", low=1)
+        molecules = _as_list(molecules)
         mus, logvars = [], []
         for start in range(0, len(molecules), batch_size):
             chunk = molecules[start:start + batch_size]
@@ -351,48 +286,35 @@ class MolVAE:
 
     def _decode(self, z, temperature, seed, batch_size, n_workers, progress,
                 condition=None) -> tuple[list[str | None], list[str]]:
-        from molvae.generate import decode_latents
-
-        z = torch.as_tensor(np.asarray(z, dtype=np.float32) if not isinstance(z, torch.Tensor) else z).float()
-        if z.ndim == 1:
-            z = z[None, :]
-        if z.ndim != 2 or z.shape[1] != self.latent_dim:
-            raise ValueError(f"latent points must have shape (n, {self.latent_dim}), got {tuple(z.shape)}")
-        z = self._join(z, condition)
+        _check_count(batch_size, "batch_size", low=1)
+        _check_sampling(temperature)
+        z = self._latents(z)
+        c = self._standardized(condition, len(z))
+        z = z if c is None else torch.cat([z, torch.as_tensor(c)], dim=1)
         batches = (z[i:i + batch_size] for i in range(0, len(z), batch_size))
         return decode_latents(self.net, self.vocab, batches, max_len=self.config.max_len, device=self.device,
                               temperature=temperature, seed=seed, stereo=self.config.stereo, n_workers=n_workers,
                               total=len(z), progress=progress)
 
-    def _join(self, z: torch.Tensor, condition: Mapping[str, Any] | np.ndarray | None, seed: int | None = 0) -> torch.Tensor:
-        """``[z, c]`` for a conditional model (``c`` from a request, or given standardized), else ``z``."""
-        c = self._standardized(condition, len(z), seed)
-        return z if c is None else torch.cat([z, torch.as_tensor(c)], dim=1)
-
-    def _standardized(self, condition: Mapping[str, Any] | np.ndarray | None, n: int,
-                      seed: int | None = 0) -> np.ndarray | None:
-        """Standardized conditions ``(n, C)`` from a request, or given standardized; the mean (0) when
-        ``condition`` is None; None for a plain VAE."""
-        if not self.config.n_conditions:
-            self._check_conditional(condition)
-            return None
-        if condition is None:
-            return np.zeros((n, self.config.n_conditions), np.float32)
-        if isinstance(condition, Mapping):
-            return self.conditions.request(condition, n, seed=seed)
-        c = np.asarray(condition, dtype=np.float32)
-        if c.shape != (n, self.config.n_conditions):
-            raise ValueError(f"standardized conditions must have shape ({n}, {self.config.n_conditions}), "
-                             f"got {c.shape}")
-        return c
+    def _latents(self, z: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Latent points as float32 ``(n, latent_dim)`` (one point may be given as ``(latent_dim,)``)."""
+        try:
+            z = torch.as_tensor(np.asarray(z, dtype=np.float32) if not isinstance(z, torch.Tensor) else z).float()
+        except (TypeError, ValueError):
+            raise ConfigError(f"latent points must be numbers of shape (n, {self.latent_dim})") from None
+        z = z[None, :] if z.ndim == 1 else z
+        if z.ndim != 2 or z.shape[1] != self.latent_dim:
+            raise ConfigError(f"latent points must have shape (n, {self.latent_dim}), got {tuple(z.shape)}")
+        return z
 
     def prior_sample(self, n: int, seed: int | None = 0,
                      condition: Mapping[str, Any] | np.ndarray | None = None) -> np.ndarray:
         """``n`` latent points ``(n, latent_dim)`` float32 from the model's prior (N(0, I), the VampPrior,
         or the conditional prior ``p(z|c)`` at ``condition``: a request or standardized ``(n, C)``;
         default the training mean)."""
+        _check_count(n, "n")
         cond = self._standardized(condition, n, seed)  # (checked; only a conditional prior uses it)
-        batches = list(self._prior_batches(n, seed, 4096, cond))
+        batches = list(prior_batches(self.net, n, seed, 4096, cond))
         return torch.cat(batches).numpy() if batches else np.zeros((0, self.latent_dim), np.float32)
 
     def _use_fitted_prior(self, prior: str) -> bool:
@@ -433,43 +355,12 @@ class MolVAE:
         except (InvalidSmilesError, ValueError):
             return False
 
-    def _prior_batches(self, n: int, seed: int | None, batch_size: int, cond: np.ndarray | None = None,
-                       fitted: bool = False):
-        """Prior latent points in batches; the conditional prior's at standardized ``cond (n, C)`` (None: 0);
-        ``fitted``: from the mixture fitted after training."""
-        from molvae.generate import prior_latents
-
-        if fitted:
-            gen = torch.Generator().manual_seed(seed if seed is not None else int(torch.seed() % 2**31))
-            for start in range(0, n, batch_size):
-                yield self.latent_prior.sample(min(batch_size, n - start), gen)
-            return
-
-        if self.net.prior is None:  # the same stream as before the VampPrior existed
-            for start, eps in zip(range(0, n, batch_size), prior_latents(n, self.latent_dim, seed, batch_size)):
-                if self.net.cond_prior is None:
-                    yield eps
-                else:  # p(z|c): the same noise, moved to mu(c) and scaled by sigma(c)
-                    c = torch.as_tensor(cond[start:start + len(eps)], device=self.device) if cond is not None else None
-                    yield self.net.shift_to_prior(eps.to(self.device), c).cpu()
-            return
-        gen = torch.Generator().manual_seed(seed if seed is not None else int(torch.seed() % 2**31))
-        with torch.no_grad():
-            mu_k, logvar_k = (t.float().cpu() for t in self.net.prior_components())
-        from molvae.priors import sample_mixture
-
-        for start in range(0, n, batch_size):
-            yield sample_mixture(min(batch_size, n - start), mu_k, logvar_k, gen)
-
     @torch.no_grad()
     def prior_log_prob(self, z: np.ndarray | torch.Tensor,
                        condition: Mapping[str, Any] | np.ndarray | None = None) -> np.ndarray:
         """``log p(z)`` ``(n,)`` under the model's prior: how "in distribution" latent points are (the
         conditional prior: ``log p(z|c)`` at ``condition``, as in :meth:`prior_sample`; default the mean)."""
-        z = torch.as_tensor(np.asarray(z, dtype=np.float32) if not isinstance(z, torch.Tensor) else z).float()
-        z = z[None, :] if z.ndim == 1 else z
-        if z.ndim != 2 or z.shape[1] != self.latent_dim:
-            raise ValueError(f"latent points must have shape (n, {self.latent_dim}), got {tuple(z.shape)}")
+        z = self._latents(z)
         cond = self._standardized(condition, len(z))  # (checked; only a conditional prior uses it)
         c = torch.as_tensor(cond, device=self.device) if cond is not None else None
         return self.net.prior_log_prob(z.to(self.device), cond=c).double().cpu().numpy()
@@ -498,17 +389,16 @@ class MolVAE:
             ``steer`` > 0 without a requested condition or without a guide.
         :warns ConditionWarning: a requested value outside the training range.
         """
-        if n < 0:
-            raise ValueError(f"n must be >= 0, got {n}")
-        self._check_conditional(condition)
-        cond = self.condition_vectors(condition, n, seed) if self.config.n_conditions else None
+        _check_count(n, "n")
+        _check_count(batch_size, "batch_size", low=1)
+        _check_sampling(temperature, guidance)
+        cond = self.condition_vectors(condition, n, seed)
         steering = self._steering(condition, steer)
-        batches = self._prior_batches(n, seed, batch_size, cond, fitted=self._use_fitted_prior(prior))
+        mixture = self.latent_prior if self._use_fitted_prior(prior) else None
+        batches = prior_batches(self.net, n, seed, batch_size, cond, mixture=mixture)
         if cond is not None:
             ct = torch.as_tensor(cond)
             batches = (torch.cat([z, ct[i * batch_size:i * batch_size + len(z)]], dim=1) for i, z in enumerate(batches))
-        from molvae.generate import decode_latents
-
         smiles, selfies = decode_latents(self.net, self.vocab, batches, max_len=self.config.max_len,
                                          device=self.device, temperature=temperature, seed=seed,
                                          stereo=self.config.stereo, n_workers=n_workers, total=n, progress=progress,
@@ -546,10 +436,13 @@ class MolVAE:
         ``config.guide_epochs``, or 10 where that is 0); conditions are computed with RDKit, column
         conditions come from ``condition`` (arrays). Replaces ``self.guide``; :meth:`save` writes it.
         Returns the guide's summary (its held-out error once a molecule is complete)."""
-        from molvae.train import fit_guide
+        from molvae.train_guide import fit_guide
 
         if not self.config.n_conditions:
             raise ConfigError("a property guide steers toward conditions; this model was trained without any")
+        for value, name in ((epochs, "epochs"), (samples, "samples")):
+            if value is not None:
+                _check_count(value, name)
         molecules = list(molecules)
         tokens, lengths = self._tokens(molecules, skip_unknown=False)
         cond = torch.as_tensor(self.molecule_conditions(molecules, condition))
@@ -558,6 +451,18 @@ class MolVAE:
         self.guide = fit_guide(self.net, self.vocab, config, self.conditions,
                                (tokens.to(self.device), lengths.to(self.device), cond.to(self.device)), progress)
         return self.guide.summary
+
+    def _bounds(self, molecules: Sequence[Any], k: int, seed: int | None, condition: Mapping[str, Any] | None = None,
+                quiet: bool = False, batch_elems: int = 4096, progress: bool = False) -> dict[str, np.ndarray]:
+        """Likelihood bounds of molecules at their own conditions (:func:`molvae.likelihood.score_molecules`);
+        ``quiet``: without warnings about out-of-range or missing conditions."""
+        tokens, lengths = self._tokens(molecules, skip_unknown=False)
+        with warnings.catch_warnings():
+            if quiet:
+                warnings.simplefilter("ignore")
+            cond = self.molecule_conditions(molecules, condition)
+        return score_molecules(self.net, tokens, lengths, cond, k=k, seed=seed, batch_elems=batch_elems,
+                               progress=progress)
 
     def _annotate(self, smiles: list[str | None], selfies: list[str] | None = None) -> pd.DataFrame:
         df = pd.DataFrame({"smiles": pd.Series(smiles, dtype=object)})
@@ -583,7 +488,7 @@ class MolVAE:
         """Encode then decode (greedy by default): columns ``input``, ``smiles``, ``exact``."""
         from molvae.chem import canonicalize
 
-        molecules = [molecules] if isinstance(molecules, str) else list(molecules)
+        molecules = _as_list(molecules)
         z = self.encode(molecules)
         cond = self.molecule_conditions(molecules) if self.config.n_conditions else None
         decoded = self.decode(z, temperature=temperature, seed=seed, condition=cond)
@@ -594,8 +499,6 @@ class MolVAE:
 
     def interpolate(self, a: Any, b: Any, steps: int = 8, method: str = "slerp") -> pd.DataFrame:
         """Decode ``steps`` points on the path between two molecules' latent means (``linear`` or ``slerp``)."""
-        from molvae.generate import lerp, slerp
-
         if method not in ("linear", "slerp"):
             raise ConfigError(f"interpolation method must be linear or slerp, got {method!r}")
         if steps < 2:
@@ -646,13 +549,8 @@ class MolVAE:
 
         :raises InvalidSmilesError, UnknownTokenError, TooLongError: as :meth:`encode`.
         """
-        from molvae.likelihood import likelihood_bounds
-
-        molecules = [molecules] if isinstance(molecules, str) else list(molecules)
-        tokens, lengths = self._tokens(molecules, skip_unknown=False)
-        cond = self.molecule_conditions(molecules, condition) if self.config.n_conditions else None
-        b = likelihood_bounds(self.net, tokens, lengths, torch.as_tensor(cond) if cond is not None else None,
-                              k=k, seed=seed, batch_elems=batch_elems, progress=progress)
+        molecules = _as_list(molecules)
+        b = self._bounds(molecules, k, seed, condition, batch_elems=batch_elems, progress=progress)
         from molvae.chem import mol_from_smiles, to_canonical
 
         canon = [to_canonical(mol_from_smiles(m), stereo=self.config.stereo,
@@ -672,8 +570,6 @@ class MolVAE:
         """Fit the OOD score's scaling and threshold on held-out molecules like the training set
         (default: the first ``config.n_val_likelihood`` of the run's ``val.smi``, ``config.eval_iwae_k``
         samples, ``config.ood_quantile``); sets and returns :attr:`ood` (written as ``ood.json`` by :meth:`save`)."""
-        from molvae.likelihood import OODCalibration, likelihood_bounds
-
         if molecules is None:
             val = self.path / "val.smi" if self.path is not None else None
             if val is None or not val.exists():
@@ -687,12 +583,8 @@ class MolVAE:
         quantile = self.config.ood_quantile if quantile is None else quantile
         if not 0.0 < quantile < 1.0:
             raise ConfigError(f"quantile must be in (0, 1), got {quantile}")
-        tokens, lengths = self._tokens(molecules, skip_unknown=False)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            cond = self.molecule_conditions(molecules) if self.config.n_conditions else None
-        bounds = likelihood_bounds(self.net, tokens, lengths, torch.as_tensor(cond) if cond is not None else None,
-                                   k=k, seed=seed, progress=progress)
+        _check_count(k, "k", low=1)
+        bounds = self._bounds(molecules, k, seed, quiet=True, progress=progress)
         self.ood = OODCalibration.fit(bounds, k, quantile, seed)
         return self.ood
 
@@ -707,42 +599,50 @@ class MolVAE:
         SMILES, unknown tokens, too long) are scored ``inf`` and flagged, with the reason. An
         uncalibrated model (no ``ood.json``) is calibrated first on its run's ``val.smi``.
         """
-        from molvae.errors import MolVAEError
-        from molvae.likelihood import likelihood_bounds
-
-        molecules = [molecules] if isinstance(molecules, str) else list(molecules)
+        molecules = _as_list(molecules)
         if self.ood is None:
             self.calibrate_ood(progress=progress)
         cal = self.ood
         ok, reasons = [], [None] * len(molecules)
         for i, m in enumerate(molecules):
             try:
-                self._tokens([m], skip_unknown=False)
+                self._tokens([m], skip_unknown=False, label=False)
                 ok.append(i)
             except MolVAEError as exc:
-                reasons[i] = str(exc).replace("input 1 ", "", 1).replace("input 1: ", "", 1)
+                reasons[i] = str(exc)
         score = np.full(len(molecules), np.inf)
-        if ok:
-            chosen = [molecules[i] for i in ok]
-            tokens, lengths = self._tokens(chosen, skip_unknown=False)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # out-of-range properties are what is being measured here
-                cond = self.molecule_conditions(chosen) if self.config.n_conditions else None
-            bounds = likelihood_bounds(self.net, tokens, lengths, torch.as_tensor(cond) if cond is not None else None,
-                                       k=cal.k, seed=seed, progress=progress)
-            score[ok] = cal.score(bounds)
+        if ok:  # out-of-range properties are what is being measured here: quiet
+            score[ok] = cal.score(self._bounds([molecules[i] for i in ok], cal.k, seed, quiet=True, progress=progress))
         inputs = [m if isinstance(m, str) else _mol_smiles(m) for m in molecules]
         return pd.DataFrame({"smiles": inputs, "score": score, "ood": score > cal.threshold,
                              "reason": pd.Series(reasons, dtype=object)})
 
 
-def _base_model(init: "str | Path | MolVAE") -> Any:
+def _as_list(molecules: Sequence[Any] | str) -> list[Any]:
+    """One SMILES or many, as a list."""
+    return [molecules] if isinstance(molecules, str) else list(molecules)
+
+
+def _check_count(value: Any, name: str, low: int = 0) -> None:
+    """An integer option of at least ``low``. :raises ConfigError: anything else."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
+
+
+def _check_sampling(temperature: Any, guidance: Any = 1.0) -> None:
+    """Sampling options: ``temperature`` >= 0 (0 is greedy), ``guidance`` >= 0. :raises ConfigError."""
+    for value, name in ((temperature, "temperature"), (guidance, "guidance")):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not 0 <= value < float("inf"):
+            raise ConfigError(f"{name} must be a finite number >= 0, got {value!r}")
+
+
+def _base_model(init: "str | Path | MolVAE") -> "BaseModel":
     """The :class:`molvae.finetune.BaseModel` of a shipped model's name, a model directory or a MolVAE."""
     from molvae.finetune import BaseModel
 
     if isinstance(init, MolVAE):
         model, name = init, str(init.path or "<MolVAE>")
-    elif str(init) in MolVAE.available_pretrained() and not Path(init).exists():
+    elif str(init) in available_pretrained() and not Path(init).exists():
         model, name = MolVAE.pretrained(str(init), device="cpu"), str(init)
     else:
         model, name = MolVAE.load(init, device="cpu"), str(init)
@@ -750,56 +650,7 @@ def _base_model(init: "str | Path | MolVAE") -> Any:
     return BaseModel(name, model.config, model.vocab, weights)
 
 
-def _load_extras(path: Path, config: ModelConfig, vocab_size: int) -> dict[str, Any]:
-    """conditions.json (required for a conditional model); guide.safetensors, ood.json and likelihood.json
-    (optional)."""
-    import json
-
-    from molvae.conditions import CONDITIONS_FILE, ConditionSpec
-    from molvae.likelihood import LIKELIHOOD_FILE, OOD_FILE, OODCalibration
-
-    extras: dict[str, Any] = {}
-    if config.n_conditions:
-        spec = ConditionSpec.load(path / CONDITIONS_FILE)
-        if spec.names != config.condition_names:
-            raise CheckpointError(f"{path / CONDITIONS_FILE}: conditions {spec.names} do not match config.json "
-                                  f"({config.condition_names})")
-        extras["conditions"] = spec
-        from molvae.guide import GUIDE_FILE, load_guide
-
-        if (path / GUIDE_FILE).exists():
-            extras["guide"] = load_guide(path / GUIDE_FILE, vocab_size, config.n_conditions, config.guide_hidden)
-    if (path / OOD_FILE).exists():
-        extras["ood"] = OODCalibration.load(path / OOD_FILE)
-    from molvae.latent_mixture import LATENT_PRIOR_FILE, LatentMixture
-
-    if (path / LATENT_PRIOR_FILE).exists() and not config.n_conditions:
-        extras["latent_prior"] = LatentMixture.load(path / LATENT_PRIOR_FILE, config.latent_dim)
-    if (path / LIKELIHOOD_FILE).exists():
-        try:
-            extras["likelihood"] = json.loads((path / LIKELIHOOD_FILE).read_text())
-        except ValueError as exc:
-            raise CheckpointError(f"{path / LIKELIHOOD_FILE}: unreadable ({exc})") from None
-    return extras
-
-
 def _mol_smiles(mol: Any) -> str:
     from rdkit import Chem
 
     return Chem.MolToSmiles(mol)
-
-
-def build_config(config: ModelConfig | str | Path | dict | None, preset: str | None,
-                 options: dict[str, Any]) -> ModelConfig:
-    """Resolve preset < config file/mapping < keyword options into one validated :class:`ModelConfig`."""
-    if preset is not None and preset not in PRESETS:
-        raise ConfigError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
-    values: dict[str, Any] = dict(PRESETS.get(preset or "default", {}))
-    if isinstance(config, ModelConfig):
-        values.update(config.to_dict())
-    elif isinstance(config, dict):
-        values.update(config)
-    elif config is not None:
-        values.update(load_config_file(config))
-    values.update({k: v for k, v in options.items() if v is not None})
-    return ModelConfig.from_dict(values, source="options")

@@ -18,7 +18,7 @@ from rdkit.Chem import Crippen, Descriptors, QED, rdMolDescriptors
 from rdkit.Chem import rdFingerprintGenerator
 from rdkit.Chem.MolStandardize import rdMolStandardize
 
-from molvae.errors import InvalidSmilesError
+from molvae.errors import ConfigError, InvalidSmilesError
 
 sys.path.append(os.path.join(RDConfig.RDContribDir, "SA_Score"))
 import sascorer  # noqa: E402  (RDKit Contrib: Ertl & Schuffenhauer synthetic accessibility)
@@ -150,10 +150,16 @@ PROPERTIES = {
 """RDKit properties by name; each takes a sanitized Mol and returns a float."""
 
 
+class UnknownPropertyError(ConfigError, KeyError):
+    """A property name that is not in :data:`PROPERTIES` (a :class:`KeyError` too, as it was before)."""
+
+    __str__ = Exception.__str__  # the message, not KeyError's quoted repr
+
+
 def compute_property(name: str, mol: Chem.Mol | str) -> float:
     """One named property of one molecule (see :data:`PROPERTIES`)."""
     if name not in PROPERTIES:
-        raise KeyError(f"unknown property {name!r}; expected one of {', '.join(PROPERTIES)}")
+        raise UnknownPropertyError(f"unknown property {name!r}; expected one of {', '.join(PROPERTIES)}")
     return PROPERTIES[name](mol_from_smiles(mol))
 
 
@@ -161,7 +167,7 @@ def compute_properties(smiles: list[str | None], names: list[str] | tuple[str, .
     """Properties (n, len(names)) for a list of SMILES; NaN rows where a SMILES is invalid."""
     unknown = [n for n in names if n not in PROPERTIES]
     if unknown:
-        raise KeyError(f"unknown property {unknown[0]!r}; expected one of {', '.join(PROPERTIES)}")
+        raise UnknownPropertyError(f"unknown property {unknown[0]!r}; expected one of {', '.join(PROPERTIES)}")
     out = np.full((len(smiles), len(names)), np.nan, dtype=np.float64)
     for i, smi in enumerate(smiles):
         mol, _ = parse_smiles(smi) if smi else (None, None)

@@ -14,21 +14,22 @@ drawn from their distribution given the ones asked for.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
 from molvae.errors import CheckpointError, ConfigError, DataError
 
-__all__ = ["CONDITION_PROPERTIES", "ConditionSpec", "ConditionWarning", "condition_values", "parse_condition",
-           "CONDITIONS_FILE"]
+if TYPE_CHECKING:  # pragma: no cover
+    from molvae.data import PreparedData
+
+__all__ = ["CONDITION_PROPERTIES", "ConditionSpec", "ConditionWarning", "condition_values", "CONDITIONS_FILE"]
 
 CONDITION_PROPERTIES = ("logp", "qed", "sa", "mw", "tpsa", "hbd", "hba", "rings", "heavy_atoms")
 """RDKit properties a model can be conditioned on (names of :data:`molvae.chem.PROPERTIES`)."""
@@ -150,6 +151,49 @@ class ConditionSpec:
             out[:, missing] = mean + rng.standard_normal((n, len(missing))) @ chol.T
         return out.astype(np.float32)
 
+    def standardized(self, condition: Mapping[str, Any] | np.ndarray | None, n: int,
+                     seed: int | None = 0) -> np.ndarray:
+        """Standardized conditions ``(n, C)`` float32 from a request (:meth:`request`), or given already
+        standardized ``(n, C)``; the training mean (0) when ``condition`` is None.
+
+        :raises ConfigError: as :meth:`request`; standardized values of the wrong shape.
+        """
+        if condition is None:
+            return np.zeros((n, len(self.names)), np.float32)
+        if isinstance(condition, Mapping):
+            return self.request(condition, n, seed=seed)
+        c = np.asarray(condition, dtype=np.float32)
+        if c.shape != (n, len(self.names)):
+            raise ConfigError(f"standardized conditions must have shape ({n}, {len(self.names)}), got {c.shape}")
+        return c
+
+    def for_molecules(self, smiles: Sequence[str], condition: Mapping[str, Any] | None = None) -> np.ndarray:
+        """Standardized conditions ``(n, C)`` of given molecules (canonical SMILES): RDKit properties
+        computed from them unless ``condition`` gives them, column conditions from ``condition`` (else
+        the training mean, with a :class:`ConditionWarning`). Measured values are not range-checked."""
+        from molvae.chem import compute_properties
+
+        condition = dict(condition or {})
+        self.check_names(list(condition))
+        n = len(smiles)
+        rdkit = [name for name, src in zip(self.names, self.sources) if src == "rdkit" and name not in condition]
+        computed = {}
+        if rdkit:
+            values = compute_properties(list(smiles), rdkit)
+            computed = {name: values[:, j] for j, name in enumerate(rdkit)}
+        missing = [name for name in self.names if name not in condition and name not in computed]
+        if missing:
+            warnings.warn(f"no values given for condition {', '.join(missing)}; using the training mean "
+                          f"(pass condition={{{missing[0]!r}: ...}})", ConditionWarning, stacklevel=4)
+            computed.update({name: np.full(n, self.mean[self.names.index(name)]) for name in missing})
+        given = {}
+        for k, v in condition.items():
+            try:
+                given[k] = np.broadcast_to(np.asarray(v, float), (n,))
+            except (TypeError, ValueError):
+                raise ConfigError(f"condition {k}: expected a number or {n} numbers, got {v!r}") from None
+        return self.request({**computed, **given}, n, what="condition", unchecked=list(computed))
+
     def _warn_range(self, name: str, i: int, value: np.ndarray) -> None:
         lo, hi = float(value.min()), float(value.max())
         zmax = max(abs(lo - self.mean[i]), abs(hi - self.mean[i])) / self.std[i]
@@ -170,24 +214,6 @@ def _numeric(value: Any) -> bool:
         return False
 
 
-def parse_condition(text: str) -> dict[str, float]:
-    """``"logp=3.0,qed=0.8"`` -> ``{"logp": 3.0, "qed": 0.8}``; a malformed pair is a ConfigError."""
-    out: dict[str, float] = {}
-    for pair in (p.strip() for p in text.split(",")):
-        if not pair:
-            continue
-        name, sep, value = pair.partition("=")
-        try:
-            if not sep or not name.strip():
-                raise ValueError
-            out[name.strip()] = float(value)
-        except ValueError:
-            raise ConfigError(f"--condition expects NAME=VALUE[,NAME=VALUE...], got {pair!r}") from None
-    if not out:
-        raise ConfigError("--condition is empty; expected NAME=VALUE[,NAME=VALUE...]")
-    return out
-
-
 # ---------------------------------------------------------------------------------------------- training values
 def rdkit_values(smiles: Sequence[str], names: Sequence[str], progress: bool = False) -> np.ndarray:
     """RDKit properties ``(n, len(names))`` of canonical SMILES (NaN where one cannot be computed);
@@ -200,13 +226,12 @@ def rdkit_values(smiles: Sequence[str], names: Sequence[str], progress: bool = F
     chunk = 5000
     if len(smiles) < 20_000 or (os.cpu_count() or 1) == 1:
         return compute_properties(list(smiles), names)
-    from concurrent.futures import ProcessPoolExecutor
+    from functools import partial
 
-    from molvae.data import _pool_context
+    from molvae._pool import parallel_map
 
     parts = [list(smiles[i:i + chunk]) for i in range(0, len(smiles), chunk)]
-    with ProcessPoolExecutor(max_workers=os.cpu_count(), mp_context=_pool_context()) as ex:
-        return np.concatenate(list(ex.map(compute_properties, parts, [names] * len(parts))))
+    return np.concatenate(parallel_map(partial(compute_properties, names=names), parts, os.cpu_count() or 1))
 
 
 def column_values(source: Any, columns: Sequence[str], lines: Sequence[int],
@@ -214,45 +239,19 @@ def column_values(source: Any, columns: Sequence[str], lines: Sequence[int],
     """Numeric values ``(n, len(columns))`` of a table's columns for the rows at ``lines`` (as
     :func:`molvae.data.read_smiles` numbers them), and per row why it cannot be used (or None).
 
-    ``source`` is a CSV/TSV path (optionally .gz) or a pandas DataFrame.
+    ``source`` is a CSV/TSV path (optionally .gz), a named dataset or a pandas DataFrame.
     """
     import pandas as pd
 
-    from molvae.data import DATASETS, _TABLE_EXT, _open_text, _split_ext, named_dataset
+    from molvae.data import read_smiles
 
     columns = list(columns)
-    if isinstance(source, pd.DataFrame):
-        missing = [c for c in columns if c not in source.columns]
-        if missing:
-            raise DataError(f"DataFrame: no condition column {missing[0]!r}; columns: {', '.join(map(str, source.columns))}")
-        raw = {c: source[c].tolist() for c in columns}
-        rows = [[raw[c][line - 1] for c in columns] for line in lines]
-    elif isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        if not path.exists() and str(path) in DATASETS:
-            path = named_dataset(str(path))
-        ext, gz = _split_ext(path)
-        if ext not in _TABLE_EXT:
-            raise DataError(f"{path}: condition columns need a CSV or TSV file (with a header), got {ext or 'no extension'!r}")
-        by_line: dict[int, list[str]] = {}
-        with _open_text(path, gz) as fh:  # the same line numbering as molvae.data's reader
-            reader = csv.reader(fh, delimiter=_TABLE_EXT[ext])
-            header, prev = None, 0
-            for row in reader:
-                start, prev = prev + 1, reader.line_num
-                if not row or all(not c.strip() for c in row):
-                    continue
-                if header is None:
-                    header = [c.strip() for c in row]
-                    missing = [c for c in columns if c not in header]
-                    if missing:
-                        raise DataError(f"{path}: no condition column {missing[0]!r}; columns: {', '.join(header)}")
-                    idx = [header.index(c) for c in columns]
-                    continue
-                by_line[start] = [row[i] if i < len(row) else "" for i in idx]
-        rows = [by_line.get(line, [""] * len(columns)) for line in lines]
+    if isinstance(source, (str, os.PathLike, pd.DataFrame)):
+        table = read_smiles(source, smiles_column, extra_columns=columns, extra_label="condition column")
     else:
         raise DataError(f"condition columns need a CSV/TSV file or a DataFrame, got a {type(source).__name__}")
+    by_line = dict(zip(table["line"].tolist(), table[columns].itertuples(index=False, name=None)))
+    rows = [by_line.get(line, ("",) * len(columns)) for line in lines]
     values = np.full((len(rows), len(columns)), np.nan)
     reasons: list[str | None] = [None] * len(rows)
     for r, row in enumerate(rows):
@@ -267,7 +266,7 @@ def column_values(source: Any, columns: Sequence[str], lines: Sequence[int],
     return values, reasons
 
 
-def condition_values(prepared: Any, source: Any, conditions: Sequence[str], condition_columns: Sequence[str],
+def condition_values(prepared: PreparedData, source: Any, conditions: Sequence[str], condition_columns: Sequence[str],
                      smiles_column: str | None = None, progress: bool = False) -> np.ndarray:
     """Raw condition values ``(n, C)`` for the kept molecules of ``prepared`` (a
     :class:`molvae.data.PreparedData`), RDKit properties first. Molecules without a usable value are
@@ -289,7 +288,7 @@ def condition_values(prepared: Any, source: Any, conditions: Sequence[str], cond
     values = np.concatenate(parts, axis=1) if parts else np.zeros((n, 0))
     bad = [i for i, r in enumerate(reasons) if r]
     if bad:
-        _drop_rows(prepared, bad, [reasons[i] for i in bad])
+        prepared.drop(bad, [reasons[i] for i in bad])
         keep = np.setdiff1d(np.arange(n), bad)
         values = values[keep]
         if len(keep) == 0:
@@ -297,16 +296,14 @@ def condition_values(prepared: Any, source: Any, conditions: Sequence[str], cond
     return values
 
 
-def _drop_rows(prepared: Any, rows: list[int], reasons: list[str]) -> None:
-    import pandas as pd
+# Moved in the layering of issue 13: importable from here for one release (a DeprecationWarning says where).
+_MOVED = {"parse_condition": "molvae.cli._args"}
 
-    drop = set(rows)
-    extra = pd.DataFrame({"line": pd.Series([prepared.lines[i] for i in rows], dtype="int64"),
-                          "input": pd.Series([prepared.smiles[i] for i in rows], dtype=object),
-                          "reason": pd.Series(reasons, dtype=object)})
-    prepared.rejects = pd.concat([prepared.rejects, extra], ignore_index=True)
-    prepared.reject_kinds = list(prepared.reject_kinds) + ["invalid"] * len(rows)
-    prepared.counts["invalid"] += len(rows)
-    prepared.counts["kept"] -= len(rows)
-    for name in ("smiles", "selfies", "lines", "names"):
-        setattr(prepared, name, [v for i, v in enumerate(getattr(prepared, name)) if i not in drop])
+
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        import importlib
+
+        warnings.warn(f"molvae.conditions.{name} moved to {_MOVED[name]}.{name}", DeprecationWarning, stacklevel=2)
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module 'molvae.conditions' has no attribute {name!r}")

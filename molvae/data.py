@@ -1,4 +1,4 @@
-"""Reading SMILES sources, cleaning them with a report, splits, writing results, named datasets.
+"""Reading SMILES sources, cleaning them with a report, splits, writing results (named datasets: :mod:`molvae.datasets`).
 
     >>> data = prepare_molecules("data/moses_sample.smi", max_len=120)
     >>> print(data.summary())
@@ -14,18 +14,10 @@ from __future__ import annotations
 
 import csv
 import gzip
-import hashlib
 import io
 import os
-import shlex
-import subprocess
 import sys
-import tempfile
-import urllib.error
-import urllib.request
-import zipfile
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +25,20 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from molvae._pool import parallel_map
+from molvae.datasets import (  # named datasets: re-exported, they lived here before
+    DATASETS,
+    MOSES_FILES,
+    MOSES_PACKAGE,
+    ZINC250K_FILE,
+    ZINC250K_ROWS,
+    ZINC250K_SHA256,
+    ZINC250K_URL,
+    _cache_dir,
+    _sha256,
+    download_dataset,
+    named_dataset,
+)
 from molvae.errors import ConfigError, DataError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -40,6 +46,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "read_smiles",
+    "read_generated",
     "prepare_molecules",
     "PreparedData",
     "split_train_val",
@@ -126,8 +133,16 @@ def _read_smi(path: Path, gz: bool) -> pd.DataFrame:
     return _frame(inputs, lines, names)
 
 
-def _read_table(path: Path, gz: bool, sep: str, smiles_column: str | None) -> pd.DataFrame:
+def _missing_column(where: str, wanted: Sequence[str], columns: Sequence[str], label: str) -> None:
+    missing = [c for c in wanted if c not in columns]
+    if missing:
+        raise DataError(f"{where}: no {label} {missing[0]!r}; columns: {', '.join(map(str, columns))}")
+
+
+def _read_table(path: Path, gz: bool, sep: str, smiles_column: str | None, extra_columns: Sequence[str] = (),
+                extra_label: str = "column") -> pd.DataFrame:
     inputs, lines, names = [], [], []
+    extras: list[list[str]] = [[] for _ in extra_columns]
     with _open_text(path, gz) as fh:
         reader = csv.reader(fh, delimiter=sep)
         header = None
@@ -140,13 +155,20 @@ def _read_table(path: Path, gz: bool, sep: str, smiles_column: str | None) -> pd
                 header = [c.strip() for c in row]
                 col = header.index(_find_column(header, smiles_column, str(path)))
                 name_col = next((header.index(c) for c in NAME_COLUMNS if c in header), None)
+                _missing_column(str(path), extra_columns, header, extra_label)
+                extra_idx = [header.index(c) for c in extra_columns]
                 continue
             inputs.append(row[col].strip() if col < len(row) else "")
             lines.append(start)
             names.append(row[name_col].strip() or None if name_col is not None and name_col < len(row) else None)
+            for values, i in zip(extras, extra_idx):
+                values.append(row[i] if i < len(row) else "")
     if header is None:
         raise DataError(f"{path}: file is empty")
-    return _frame(inputs, lines, names)
+    df = _frame(inputs, lines, names)
+    for name, values in zip(extra_columns, extras):
+        df[name] = pd.Series(values, dtype=object)
+    return df
 
 
 def _read_sdf(path: Path, gz: bool) -> pd.DataFrame:
@@ -200,7 +222,8 @@ def _from_values(values: Iterable, names: Sequence | None = None) -> pd.DataFram
     return _frame(inputs, lines, names)
 
 
-def read_smiles(source: Any, smiles_column: str | None = None) -> pd.DataFrame:
+def read_smiles(source: Any, smiles_column: str | None = None, extra_columns: Sequence[str] = (),
+                extra_label: str = "column") -> pd.DataFrame:
     """Read molecules as a table with columns ``input``, ``line``, ``name``.
 
     ``source`` is a path (``.smi``/``.txt`` with an optional name column, ``.csv``/``.tsv``,
@@ -209,9 +232,14 @@ def read_smiles(source: Any, smiles_column: str | None = None) -> pd.DataFrame:
     ``line`` is the 1-based line in the file (a header line counts), the SDF record number, or the
     1-based position for in-memory input. SDF input adds an ``error`` column (None, or why RDKit
     could not use the record). Values are not validated here (see :func:`prepare_molecules`).
+    ``extra_columns`` of a CSV/TSV file or a DataFrame come back as columns of the same name (raw
+    values; error messages call them ``extra_label``, e.g. "condition column").
 
     :raises DataError: missing or empty file, unsupported file type, unknown column.
     """
+    extra_columns = list(extra_columns)
+    if extra_columns and not isinstance(source, (pd.DataFrame, str, os.PathLike)):
+        raise DataError(f"{extra_label}s need a CSV/TSV file or a DataFrame, got a {type(source).__name__}")
     if isinstance(source, pd.DataFrame):
         if smiles_column is None and not any(c in source.columns for c in SMILES_COLUMNS):
             mol_col = next((c for c in MOL_COLUMNS if c in source.columns), None)
@@ -220,10 +248,13 @@ def read_smiles(source: Any, smiles_column: str | None = None) -> pd.DataFrame:
             col = _find_column(list(source.columns), smiles_column, "DataFrame")
         name_col = next((c for c in NAME_COLUMNS if c in source.columns), None)
         df = _from_values(source[col].tolist(), source[name_col].tolist() if name_col is not None else None)
+        _missing_column("DataFrame", extra_columns, list(source.columns), extra_label)
+        for name in extra_columns:
+            df[name] = pd.Series(source[name].tolist(), dtype=object)
     elif isinstance(source, pd.Series):
         df = _from_values(source.tolist())
     elif isinstance(source, (str, os.PathLike)):
-        return _read_path(Path(source), smiles_column)
+        return _read_path(Path(source), smiles_column, extra_columns, extra_label)
     elif isinstance(source, Iterable):
         df = _from_values(list(source))
     else:
@@ -233,7 +264,40 @@ def read_smiles(source: Any, smiles_column: str | None = None) -> pd.DataFrame:
     return df
 
 
-def _read_path(path: Path, smiles_column: str | None) -> pd.DataFrame:
+def read_generated(source: Any) -> list[str | None]:
+    """Generated SMILES, one per molecule, ``None`` where a molecule is missing or invalid: in a
+    ``.smi``/``.txt`` file (optionally .gz) every line is one molecule and a blank line an invalid one
+    (``molvae sample`` writes failed decodes as blank lines; a ``smiles`` header line is skipped);
+    anything else goes through :func:`read_smiles` (a path, a named dataset, a list).
+
+    :raises DataError: an unreadable, missing or empty source, or an empty list.
+    """
+    if isinstance(source, (str, os.PathLike)) and Path(source).is_file():
+        path = Path(source)
+        ext, gz = _split_ext(path)
+        if ext in _SMILES_EXT:
+            try:
+                with _open_text(path, gz) as fh:
+                    lines = fh.read().splitlines()
+            except (OSError, EOFError, UnicodeDecodeError) as exc:
+                raise DataError(f"{path}: cannot read file: {exc}") from None
+            if lines and lines[0].split()[:1] and lines[0].split()[0].lower() in ("smiles", "canonical_smiles"):
+                lines = lines[1:]
+            if not any(line.strip() for line in lines):
+                raise DataError(f"{path}: file is empty (no molecules to evaluate)")
+            return [line.split()[0] if line.strip() else None for line in lines]
+    if isinstance(source, (list, tuple)) and not source:
+        raise DataError("generated molecules: no molecules given")
+    if isinstance(source, np.ndarray):
+        source = source.tolist()
+    if isinstance(source, (str, os.PathLike)) and not Path(source).exists() and str(source) not in DATASETS:
+        raise DataError(f"generated molecules: {source}: no such file or named dataset "
+                        f"(named sets: {', '.join(DATASETS)})")
+    return [s if isinstance(s, str) else None for s in read_smiles(source)["input"].tolist()]
+
+
+def _read_path(path: Path, smiles_column: str | None, extra_columns: Sequence[str] = (),
+               extra_label: str = "column") -> pd.DataFrame:
     if not path.exists() and str(path) in DATASETS:
         path = named_dataset(str(path))
     if not path.exists():
@@ -244,10 +308,13 @@ def _read_path(path: Path, smiles_column: str | None) -> pd.DataFrame:
     try:
         if path.stat().st_size == 0:
             raise DataError(f"{path}: file is empty")
+        if extra_columns and ext not in _TABLE_EXT:
+            raise DataError(f"{path}: {extra_label}s need a CSV or TSV file (with a header), "
+                            f"got {ext or 'no extension'!r}")
         if ext in _SMILES_EXT:
             df = _read_smi(path, gz)
         elif ext in _TABLE_EXT:
-            df = _read_table(path, gz, _TABLE_EXT[ext], smiles_column)
+            df = _read_table(path, gz, _TABLE_EXT[ext], smiles_column, extra_columns, extra_label)
         elif ext in _SDF_EXT:
             df = _read_sdf(path, gz)
         else:
@@ -311,6 +378,20 @@ class PreparedData:
             out.append(f"  {label}: {shown}" + (f" (and {more} more)" if more > 0 else ""))
         return "\n".join(out)
 
+    def drop(self, rows: Sequence[int], reasons: Sequence[str]) -> None:
+        """Move kept molecules ``rows`` to the rejects (as invalid, with ``reasons``), e.g. molecules whose
+        condition values are unusable."""
+        drop = set(rows)
+        extra = pd.DataFrame({"line": pd.Series([self.lines[i] for i in rows], dtype="int64"),
+                              "input": pd.Series([self.smiles[i] for i in rows], dtype=object),
+                              "reason": pd.Series(list(reasons), dtype=object)})
+        self.rejects = pd.concat([self.rejects, extra], ignore_index=True)
+        self.reject_kinds = list(self.reject_kinds) + ["invalid"] * len(rows)
+        self.counts["invalid"] += len(rows)
+        self.counts["kept"] -= len(rows)
+        for name in ("smiles", "selfies", "lines", "names"):
+            setattr(self, name, [v for i, v in enumerate(getattr(self, name)) if i not in drop])
+
     def write_rejects(self, path: str | Path) -> Path:
         """Write the rejects as CSV (line, input, reason); a header-only file when there are none."""
         path = Path(path)
@@ -357,14 +438,6 @@ def _clean_chunk(args: tuple) -> list[tuple]:
     return out
 
 
-def _pool_context():
-    """fork on Linux: fast, and works from unguarded scripts and notebooks (the workers only run
-    RDKit and SELFIES, never torch or threads); spawn elsewhere (fork is unsafe on macOS)."""
-    import multiprocessing as mp
-
-    return mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-
-
 def _clean_all(inputs: list, errors: list, stereo: bool, largest_fragment: bool, workers: int | None,
                progress: bool) -> list[tuple]:
     n = len(inputs)
@@ -376,26 +449,30 @@ def _clean_all(inputs: list, errors: list, stereo: bool, largest_fragment: bool,
     from molvae.progress import progress_bar
 
     bar = progress_bar(total=n, desc="checking molecules", unit="mol", disable=not progress, leave=False)
-    results: list[tuple] = []
     try:
-        if workers == 1 or len(tasks) == 1:
-            for t in tasks:
-                results.extend(_clean_chunk(t))
-                bar.update(len(t[0]))
-        else:
-            with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=_pool_context()) as ex:
-                for t, res in zip(tasks, ex.map(_clean_chunk, tasks)):  # map keeps input order
-                    results.extend(res)
-                    bar.update(len(t[0]))
+        parts = parallel_map(_clean_chunk, tasks, workers, sizes=[len(t[0]) for t in tasks], bar=bar)
     finally:
         bar.close()
-    return results
+    return [row for part in parts for row in part]
 
 
 def _source_label(source: Any) -> str:
     if isinstance(source, (str, os.PathLike)):
         return str(source)
     return f"<{type(source).__name__}>"
+
+
+def _in_vocab(tokens: list[str], vocab: "Vocab", skip_unknown: bool) -> tuple[list[str], bool, str | None]:
+    """A molecule's SELFIES tokens checked against a vocabulary: the tokens (unknown ones dropped with
+    ``skip_unknown``), whether any were dropped, and why the molecule is rejected (None: it is kept)."""
+    unknown = sorted({t for t in tokens if t not in vocab.stoi})
+    if not unknown:
+        return tokens, False, None
+    if not skip_unknown:
+        return tokens, False, (f"unknown token{'s' if len(unknown) > 1 else ''} {' '.join(unknown)} "
+                               "not in the model's vocabulary")
+    kept = [t for t in tokens if t in vocab.stoi]
+    return kept, True, None if kept else "every token is unknown to the model's vocabulary"
 
 
 def prepare_molecules(
@@ -428,8 +505,7 @@ def prepare_molecules(
     label = _source_label(source)
     inputs = df["input"].tolist()
     errors = df["error"].tolist() if "error" in df.columns else [None] * len(inputs)
-    lines = df["line"].tolist()
-    names = df["name"].tolist()
+    lines, names = df["line"].tolist(), df["name"].tolist()
 
     cleaned = _clean_all(inputs, errors, stereo, largest_fragment, workers, progress)
 
@@ -461,31 +537,24 @@ def prepare_molecules(
             continue
         tokens = split_selfies(sel)
         if vocab is not None:
-            unknown = sorted({t for t in tokens if t not in vocab.stoi})
-            if unknown:
-                if not skip_unknown:
-                    reject(i, "unknown_token", f"unknown token{'s' if len(unknown) > 1 else ''} {' '.join(unknown)} "
-                                               "not in the model's vocabulary")
-                    continue
-                tokens = [t for t in tokens if t in vocab.stoi]
-                sel = "".join(tokens)
-                unknown_skipped += 1
-                if not tokens:
-                    reject(i, "unknown_token", "every token is unknown to the model's vocabulary")
-                    continue
+            tokens, dropped, problem = _in_vocab(tokens, vocab, skip_unknown)
+            unknown_skipped += dropped
+            if problem is not None:
+                reject(i, "unknown_token", problem)
+                continue
+            sel = "".join(tokens) if dropped else sel
         if max_len is not None and len(tokens) > max_len:
             reject(i, "too_long", f"too long: {len(tokens)} tokens > max {max_len}")
             continue
         keep_smi.append(can), keep_sel.append(sel), keep_lines.append(lines[i]), keep_names.append(names[i])
 
     counts["kept"] = len(keep_smi)
-    rejects = pd.DataFrame({"line": pd.Series(rej_line, dtype="int64"), "input": pd.Series(rej_input, dtype=object),
-                            "reason": pd.Series(rej_reason, dtype=object)})
-    data = PreparedData(keep_smi, keep_sel, keep_lines, keep_names, rejects, counts, label, rej_kind, unknown_skipped)
     if not keep_smi:
         detail = ", ".join(f"{counts[k]} {lab}" for k, lab in _KIND_LABELS.items() if counts[k])
         raise DataError(f"{label}: no usable molecule ({counts['read']} rows read: {detail})")
-    return data
+    rejects = pd.DataFrame({"line": pd.Series(rej_line, dtype="int64"), "input": pd.Series(rej_input, dtype=object),
+                            "reason": pd.Series(rej_reason, dtype=object)})
+    return PreparedData(keep_smi, keep_sel, keep_lines, keep_names, rejects, counts, label, rej_kind, unknown_skipped)
 
 
 # --------------------------------------------------------------------------------------------
@@ -501,7 +570,7 @@ def split_train_val(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray,
     if not 0.0 <= float(val_fraction) < 1.0:
         raise ConfigError(f"val_fraction must be in [0, 1), got {val_fraction}")
     if n < 0:
-        raise ValueError(f"n must be >= 0, got {n}")
+        raise ConfigError(f"n must be >= 0, got {n}")
     n_val = int(round(n * val_fraction))
     if val_fraction > 0 and n >= 2:
         n_val = min(max(n_val, 1), n - 1)
@@ -544,233 +613,3 @@ def write_molecules(df: pd.DataFrame, path: str | Path | None) -> None:
     else:
         path.write_text(text, encoding="utf-8")
 
-
-# --------------------------------------------------------------------------------------------
-# named datasets
-
-
-MOSES_PACKAGE = "molsets==0.3.1"
-"""The PyPI package whose wheel carries the MOSES splits (MIT licence)."""
-MOSES_FILES = {
-    # file in the wheel -> (local name, SHA-256, size in bytes)
-    "moses/dataset/data/train.csv.gz": (
-        "moses_train.csv.gz", "786f0313aa6b9ba5514df685f885742a70ea8d86f1a4fa48115f7f80a634265c", 10238967),
-    "moses/dataset/data/test.csv.gz": (
-        "moses_test.csv.gz", "f896fbf3764f88d94670b9959e5872c600c12152a18233823e820761b7a791b2", 1367572),
-    "moses/dataset/data/test_scaffolds.csv.gz": (
-        "moses_test_scaffolds.csv.gz", "adffb2192c1bfe31ab0e13154d4af19a37dc18bdbf3cd7b4491e04405128adde", 1274114),
-}
-ZINC250K_URL = (
-    "https://raw.githubusercontent.com/aspuru-guzik-group/chemical_vae/"
-    "37b9f96470d4471c0593cffefa448e0a8a184ef6/models/zinc_properties/250k_rndm_zinc_drugs_clean_3.csv"
-)
-"""The ZINC-250k CSV of the chemical VAE literature (Gomez-Bombarelli et al. 2018). Env override: MOLVAE_ZINC250K_URL."""
-ZINC250K_FILE = "zinc250k.csv"
-ZINC250K_ROWS = 249_455
-ZINC250K_SHA256: str | None = "35e3f1a52b1badc0697e373d73a18ad773f415936ff992f4c6baa2e067b3e6ae"
-"""SHA-256 of the file's bytes (22,606,589 bytes), as recorded independently by several projects that
-pin this file; the download is also checked for its ``smiles`` column and row count."""
-
-DATASETS = {
-    "moses-train": ("moses", "moses_train.csv.gz"),
-    "moses-test": ("moses", "moses_test.csv.gz"),
-    "moses-test-scaffolds": ("moses", "moses_test_scaffolds.csv.gz"),
-    "zinc250k": ("zinc250k", ZINC250K_FILE),
-}
-"""Named dataset -> (download group, file name in the cache directory)."""
-
-
-def _cache_dir(cache_dir: str | Path | None) -> Path:
-    if cache_dir is not None:
-        return Path(cache_dir)
-    env = os.environ.get("MOLVAE_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "molvae"
-
-
-def named_dataset(name: str, cache_dir: str | Path | None = None, download: bool = True) -> Path:
-    """Path of a named dataset file in the cache (``$MOLVAE_CACHE`` or ``~/.cache/molvae``), fetched if missing.
-
-    Names: ``moses-train``, ``moses-test``, ``moses-test-scaffolds``, ``zinc250k``.
-    """
-    if name not in DATASETS:
-        raise DataError(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)}")
-    group, fname = DATASETS[name]
-    path = _cache_dir(cache_dir) / fname
-    if path.exists():
-        return path
-    if not download:
-        raise DataError(f"dataset {name!r} is not in {path.parent}; fetch it with `molvae data get {group} {path.parent}`")
-    download_dataset(group, path.parent)
-    return path
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _atomic_write_from(stream, dest: Path, progress: bool = False, total: int | None = None, desc: str = "") -> None:
-    """Copy a binary stream to ``dest`` through a temporary file in the same folder, then rename."""
-    from molvae.progress import progress_bar
-
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as out, progress_bar(total=total, unit="B", unit_scale=True, desc=desc,
-                                               disable=not progress, leave=False) as bar:
-            for block in iter(lambda: stream.read(1 << 20), b""):
-                out.write(block)
-                bar.update(len(block))
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a dataset file is ordinary data
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _check_file(path: Path, sha256: str | None, size: int | None = None) -> None:
-    """Raise DataError (and delete the file) when it does not match its recorded checksum."""
-    if sha256 is None:
-        return
-    got = _sha256(path)
-    if got != sha256:
-        path.unlink(missing_ok=True)
-        raise DataError(f"{path}: checksum mismatch (SHA-256 {got[:16]}..., expected {sha256[:16]}...); the file was removed")
-
-
-def _pip_download(package: str, dest: Path, pip_args: Sequence[str]) -> Path:
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", package, "-d", str(dest), *pip_args]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        last = (proc.stderr.strip() or proc.stdout.strip() or "no output").splitlines()[-1]
-        raise DataError(f"`{' '.join(shlex.quote(c) for c in cmd[2:])}` failed: {last}")
-    wheels = sorted(dest.glob("*.whl"))
-    if not wheels:
-        raise DataError(f"pip download of {package} produced no wheel in {dest}")
-    return wheels[0]
-
-
-def _get_moses(dest: Path, *, wheel: str | Path | None, pip_args: Sequence[str], checksums: dict | None,
-               force: bool, progress: bool) -> list[Path]:
-    files = MOSES_FILES if checksums is None else {k: (v[0], checksums.get(v[0], v[1]), v[2]) for k, v in MOSES_FILES.items()}
-    targets = [dest / local for local, _, _ in files.values()]
-    if not force and all(_cached_ok(p, sha) for p, (_, sha, _) in zip(targets, files.values())):
-        return targets
-    wheel = wheel or os.environ.get("MOLVAE_MOSES_WHEEL") or None
-    pip_args = list(pip_args) + shlex.split(os.environ.get("MOLVAE_PIP_ARGS", ""))
-    with tempfile.TemporaryDirectory(prefix="molvae-moses-") as tmp:
-        if wheel is None:
-            if progress:
-                print(f"downloading {MOSES_PACKAGE} with pip ...", file=sys.stderr)
-            wheel_path = _pip_download(MOSES_PACKAGE, Path(tmp), pip_args)
-        elif str(wheel).startswith(("http://", "https://", "file://")):
-            wheel_path = Path(tmp) / "molsets.whl"
-            _fetch_url(str(wheel), wheel_path, progress=progress)
-        else:
-            wheel_path = Path(wheel)
-            if not wheel_path.exists():
-                raise DataError(f"{wheel_path}: wheel not found")
-        try:
-            with zipfile.ZipFile(wheel_path) as zf:
-                names = set(zf.namelist())
-                for member, (local, sha, _) in files.items():
-                    if member not in names:
-                        raise DataError(f"{wheel_path}: {member} not found in the wheel")
-                    with zf.open(member) as src:
-                        _atomic_write_from(src, dest / local)
-                    _check_file(dest / local, sha)
-        except zipfile.BadZipFile:
-            raise DataError(f"{wheel_path}: not a wheel (zip) file") from None
-    return targets
-
-
-def _cached_ok(path: Path, sha: str | None) -> bool:
-    return path.exists() and (sha is None or _sha256(path) == sha)
-
-
-def _fetch_url(url: str, dest: Path, progress: bool = False, timeout: float = 60.0,
-               hint: str = "check the network") -> None:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            total = resp.headers.get("Content-Length")
-            _atomic_write_from(resp, dest, progress=progress, total=int(total) if total else None, desc=dest.name)
-    except urllib.error.HTTPError as exc:
-        raise DataError(f"could not download {url}: HTTP {exc.code} {exc.reason}") from None
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise DataError(f"could not download {url}: {reason} ({hint})") from None
-
-
-def _check_zinc(path: Path, expected_rows: int | None) -> None:
-    """Check the ZINC-250k CSV's columns and row count; remove it and raise DataError if wrong."""
-    try:
-        with open(path, encoding="utf-8", newline="") as fh:
-            reader = csv.reader(fh)
-            header = next(reader, None)
-            rows = sum(1 for r in reader if r)
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        header, rows = None, f"unreadable ({exc})"
-    problem = None
-    if not header or "smiles" not in [h.strip() for h in header]:
-        problem = f"no 'smiles' column (header: {header})"
-    elif expected_rows is not None and rows != expected_rows:
-        problem = f"{rows} rows, expected {expected_rows}"
-    if problem:
-        path.unlink(missing_ok=True)
-        raise DataError(f"{path}: not the ZINC-250k CSV: {problem}; the file was removed")
-
-
-def _get_zinc(dest: Path, *, url: str | None, sha256: str | None, expected_rows: int | None, force: bool,
-              progress: bool) -> list[Path]:
-    target = dest / ZINC250K_FILE
-    if not force and _cached_ok(target, sha256):
-        return [target]
-    url = url or os.environ.get("MOLVAE_ZINC250K_URL") or ZINC250K_URL
-    if progress:
-        print(f"downloading {url} ...", file=sys.stderr)
-    _fetch_url(url, target, progress=progress, hint="check the network, or fetch from a mirror with --url / MOLVAE_ZINC250K_URL")
-    _check_file(target, sha256)
-    _check_zinc(target, expected_rows)
-    return [target]
-
-
-def download_dataset(
-    name: str,
-    dest_dir: str | Path,
-    *,
-    force: bool = False,
-    progress: bool = False,
-    url: str | None = None,
-    wheel: str | Path | None = None,
-    pip_args: Sequence[str] = (),
-    checksums: dict[str, str] | None = None,
-    expected_rows: int | None = None,
-) -> list[Path]:
-    """Download a public dataset into ``dest_dir``, check it, and return the file paths.
-
-    ``moses``: ``moses_train.csv.gz``, ``moses_test.csv.gz``, ``moses_test_scaffolds.csv.gz``
-    taken from the ``molsets`` 0.3.1 wheel, fetched with ``pip download`` (extra ``pip_args`` or
-    ``$MOLVAE_PIP_ARGS`` pick an index or mirror; ``wheel`` or ``$MOLVAE_MOSES_WHEEL`` use a local
-    wheel or URL instead) and checked against recorded SHA-256 sums (``checksums`` overrides
-    them, by local file name). ``zinc250k``: ``zinc250k.csv`` from :data:`ZINC250K_URL` (or
-    ``url`` / ``$MOLVAE_ZINC250K_URL``), checked by SHA-256, columns and row count
-    (``expected_rows``, default :data:`ZINC250K_ROWS`).
-    Files are written atomically; files already present and intact are not fetched again
-    unless ``force``; a file that fails its check is removed.
-
-    :raises DataError: unknown name, network or pip failure, checksum mismatch.
-    """
-    dest = Path(dest_dir)
-    try:
-        dest.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DataError(f"{dest}: cannot create directory: {exc.strerror or exc}") from None
-    if name == "moses":
-        return _get_moses(dest, wheel=wheel, pip_args=pip_args, checksums=checksums, force=force, progress=progress)
-    if name == "zinc250k":
-        sha = (checksums or {}).get(ZINC250K_FILE, ZINC250K_SHA256)
-        rows = ZINC250K_ROWS if expected_rows is None else expected_rows
-        return _get_zinc(dest, url=url, sha256=sha, expected_rows=rows, force=force, progress=progress)
-    raise DataError(f"unknown dataset {name!r}; expected moses or zinc250k")

@@ -8,19 +8,23 @@ from __future__ import annotations
 
 import math
 import os
-from concurrent.futures import Executor, ProcessPoolExecutor
-from multiprocessing import get_context
+from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 import torch
 
+from molvae._pool import process_pool
+from molvae.device import seed_or_random
+from molvae.priors import sample_mixture
 from molvae.vocab import Vocab, selfies_to_smiles
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # pragma: no cover
     from molvae.guide import Steering
+    from molvae.latent_mixture import LatentMixture
+    from molvae.model import VAE
 
-__all__ = ["postprocess", "decode_latents", "prior_latents", "slerp", "lerp"]
+__all__ = ["postprocess", "decode_latents", "prior_latents", "prior_batches", "slerp", "lerp"]
 
 # Below this many molecules a worker pool costs more than it saves.
 _POOL_THRESHOLD = 4096
@@ -40,15 +44,49 @@ def postprocess(selfies: list[str], stereo: bool = True) -> list[str | None]:
 
 
 def _pool(n_workers: int) -> Executor:
-    return ProcessPoolExecutor(max_workers=n_workers, mp_context=get_context("forkserver"))
+    """forkserver, not molvae's usual fork: these workers start while this process keeps decoding on
+    the device, and a fork of a process holding a CUDA context and torch's threads is unsafe
+    (:mod:`molvae._pool`)."""
+    return process_pool(n_workers, method="forkserver")
 
 
 def prior_latents(n: int, latent_dim: int, seed: int | None, batch_size: int) -> Iterator[torch.Tensor]:
     """Standard-normal latent points in batches, reproducible from ``seed`` (a conditional prior moves
     this same noise to ``p(z|c)``: :meth:`molvae.model.VAE.shift_to_prior`)."""
-    gen = torch.Generator().manual_seed(seed if seed is not None else int(torch.seed() % 2**31))
+    gen = torch.Generator().manual_seed(seed_or_random(seed))
     for start in range(0, n, batch_size):
         yield torch.randn(min(batch_size, n - start), latent_dim, generator=gen)
+
+
+def prior_batches(net: VAE, n: int, seed: int | None, batch_size: int, cond: np.ndarray | torch.Tensor | None = None,
+                  mixture: LatentMixture | None = None) -> Iterator[torch.Tensor]:
+    """``n`` latent points from a model's prior in batches of ``batch_size``, float32 on the CPU: N(0, I),
+    the conditional prior ``p(z|c)`` at standardized ``cond (n, C)`` (None: the mean, 0), the VampPrior's
+    mixture, or a ``mixture`` fitted after training (:mod:`molvae.latent_mixture`).
+
+    The one place prior points are drawn (sampling, training's evaluation, the optimizer's start).
+    The normal prior's stream is :func:`prior_latents`' (seeded outputs depend on it, and a
+    conditional prior moves that same noise), so it is the same for every kind of prior below.
+    """
+    if mixture is not None:
+        gen = torch.Generator().manual_seed(seed_or_random(seed))
+        for start in range(0, n, batch_size):
+            yield mixture.sample(min(batch_size, n - start), gen)
+        return
+    if net.prior is None:
+        dev = next(net.parameters()).device
+        for start, eps in zip(range(0, n, batch_size), prior_latents(n, net.config.latent_dim, seed, batch_size)):
+            if net.cond_prior is None:
+                yield eps
+            else:  # p(z|c): the same noise, moved to mu(c) and scaled by sigma(c)
+                c = torch.as_tensor(cond[start:start + len(eps)], device=dev) if cond is not None else None
+                yield net.shift_to_prior(eps.to(dev), c).cpu()
+        return
+    gen = torch.Generator().manual_seed(seed_or_random(seed))
+    with torch.no_grad():
+        mu_k, logvar_k = (t.float().cpu() for t in net.prior_components())
+    for start in range(0, n, batch_size):
+        yield sample_mixture(min(batch_size, n - start), mu_k, logvar_k, gen)
 
 
 def decode_latents(
@@ -79,7 +117,7 @@ def decode_latents(
         n_workers = (os.cpu_count() or 1) if (total or 0) >= _POOL_THRESHOLD else 0
     gen = None
     if temperature and temperature > 0:
-        gen = torch.Generator(device=device).manual_seed(seed if seed is not None else int(torch.seed() % 2**31))
+        gen = torch.Generator(device=device).manual_seed(seed_or_random(seed))
     net.eval()
     first_allowed = torch.tensor(vocab.starts_molecule(), dtype=torch.bool, device=device)
     pool = _pool(n_workers) if n_workers > 0 else None

@@ -18,7 +18,7 @@ import torch
 from molvae.errors import CheckpointError
 
 __all__ = ["atomic_write", "save_weights", "load_weights", "save_checkpoint", "load_checkpoint",
-           "smiles_hashes", "content_hash"]
+           "load_state", "smiles_hashes", "content_hash"]
 
 
 def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
@@ -55,6 +55,16 @@ def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
         return load_file(str(path))
     except Exception as exc:
         raise CheckpointError(f"{path}: corrupt or unreadable weights ({str(exc).splitlines()[0]})") from None
+
+
+def load_state(module: torch.nn.Module, weights: dict[str, torch.Tensor], path: str | Path, what: str) -> None:
+    """Load float32 copies of ``weights`` into ``module``; weights that do not fit its shapes are a
+    :class:`CheckpointError` naming ``path`` and the first mismatch (``what``: "weights do not match config.json")."""
+    try:
+        module.load_state_dict({k: v.float() for k, v in weights.items()})
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[1].strip() if "\n" in str(exc) else str(exc)
+        raise CheckpointError(f"{path}: {what} ({first})") from None
 
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:

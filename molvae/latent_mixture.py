@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from molvae.errors import CheckpointError
+from molvae.errors import CheckpointError, ConfigError
 
 __all__ = ["LatentMixture", "LATENT_PRIOR_FILE"]
 
@@ -46,7 +46,7 @@ class LatentMixture:
         z = z.detach().double().cpu()
         n, d = z.shape
         if n < 2 or components < 1:
-            raise ValueError(f"need at least 2 points and 1 component, got {n} points, {components} components")
+            raise ConfigError(f"need at least 2 points and 1 component, got {n} points, {components} components")
         components = min(components, n)
         gen = torch.Generator().manual_seed(seed)
         means = _seed_means(z, components, gen)

@@ -31,9 +31,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from molvae.errors import CheckpointError
+from molvae.device import seed_or_random
+from molvae.errors import CheckpointError, ConfigError
+from molvae.vocab import teacher_forcing
 
-__all__ = ["likelihood_bounds", "OODCalibration", "OOD_FILE", "LIKELIHOOD_FILE", "auroc"]
+__all__ = ["likelihood_bounds", "score_molecules", "OODCalibration", "OOD_FILE", "LIKELIHOOD_FILE", "auroc"]
 
 OOD_FILE = "ood.json"
 LIKELIHOOD_FILE = "likelihood.json"
@@ -56,11 +58,11 @@ def likelihood_bounds(net: torch.nn.Module, tokens: torch.Tensor, lengths: torch
     from molvae.progress import progress_bar
 
     if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
+        raise ConfigError(f"k must be >= 1, got {k}")
     dev = next(net.parameters()).device
     was_training = net.training
     net.eval()
-    base_seed = seed if seed is not None else int(torch.seed() % 2**31)
+    base_seed = seed_or_random(seed)
     n = len(tokens)
     out = {key: np.zeros(n) for key in ("iwae", "elbo", "recon", "kl", "n_tokens")}
     components = net.prior_components() if getattr(net, "prior", None) is not None else None
@@ -115,13 +117,17 @@ def _molecule_noise(ids: list[int], seed: int, k: int, dim: int) -> torch.Tensor
     return torch.randn((k, dim), generator=gen)
 
 
+def score_molecules(net: torch.nn.Module, tokens: torch.Tensor, lengths: torch.Tensor, cond: np.ndarray | None,
+                    k: int, seed: int | None = 0, batch_elems: int = 4096, progress: bool = False) -> dict[str, np.ndarray]:
+    """:func:`likelihood_bounds` of encoded molecules with their standardized conditions ``cond (n, C)``
+    as numpy (None for a plain VAE): the one way :class:`molvae.api.MolVAE` scores molecules."""
+    return likelihood_bounds(net, tokens, lengths, torch.as_tensor(cond) if cond is not None else None, k=k, seed=seed,
+                             batch_elems=batch_elems, progress=progress)
+
+
 def _teacher_inputs(net: torch.nn.Module, tokens: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Decoder inputs (``<bos>`` + tokens) and targets (tokens + ``<eos>``, then ``<pad>``), ``(B, T+1)``."""
-    bos = torch.full((tokens.shape[0], 1), net.bos_id, dtype=tokens.dtype, device=tokens.device)
-    inputs = torch.cat([bos, tokens], dim=1)
-    targets = torch.cat([tokens, torch.full_like(bos, net.pad_id)], dim=1)
-    targets.scatter_(1, lengths.view(-1, 1), net.eos_id)
-    return inputs, targets
+    """Decoder inputs and targets ``(B, T+1)`` with the network's special ids (:func:`molvae.vocab.teacher_forcing`)."""
+    return teacher_forcing(tokens, lengths, bos_id=net.bos_id, eos_id=net.eos_id, pad_id=net.pad_id)
 
 
 def _log_px(net: torch.nn.Module, z: torch.Tensor, cond: torch.Tensor | None, inputs: torch.Tensor,

@@ -28,13 +28,14 @@ from torch import _VF
 from molvae.errors import ConfigError
 from molvae.priors import (ConditionalPrior, VampPrior, diag_normal_log_prob, gaussian_kl, mixture_log_prob,
                            normal_log_prob, sample_mixture)
+from molvae.vocab import teacher_forcing
 
 if TYPE_CHECKING:
     from molvae.guide import Steering
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
-__all__ = ["ModelConfig", "VAE", "kl_weight", "load_config_file", "PRESETS"]
+__all__ = ["ModelConfig", "VAE", "build_config", "load_config_file", "PRESETS"]
 
 
 @dataclass
@@ -268,29 +269,34 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     return merged
 
 
-def kl_weight(step: int, steps_per_epoch: int, config: ModelConfig) -> float:
-    """The KL weight beta at a training step: a pure function of the step, like a learning-rate schedule."""
-    if config.kl_schedule == "constant":
-        return config.beta
-    epoch = step / max(1, steps_per_epoch)
-    if config.kl_schedule == "linear":
-        if config.kl_warmup_epochs <= 0:
-            return config.beta
-        return config.beta * min(1.0, epoch / config.kl_warmup_epochs)
-    # cyclical (Fu et al. 2019): ramp over the first half of each cycle, then hold
-    cycle_len = config.epochs / max(1, config.kl_cycles)
-    pos = (epoch % cycle_len) / cycle_len
-    return config.beta * min(1.0, pos / 0.5)
+def build_config(config: "ModelConfig | str | Path | dict | None", preset: str | None,
+                 options: dict[str, Any]) -> ModelConfig:
+    """Resolve preset < config file/mapping < keyword options into one validated :class:`ModelConfig`."""
+    if preset is not None and preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
+    values: dict[str, Any] = dict(PRESETS.get(preset or "default", {}))
+    if isinstance(config, ModelConfig):
+        values.update(config.to_dict())
+    elif isinstance(config, dict):
+        values.update(config)
+    elif config is not None:
+        values.update(load_config_file(config))
+    values.update({k: v for k, v in options.items() if v is not None})
+    return ModelConfig.from_dict(values, source="options")
 
 
-def lr_factor(step: int, total_steps: int, config: ModelConfig) -> float:
-    """Learning-rate multiplier: linear warm-up, then cosine decay to 10% (or constant)."""
-    if step < config.warmup_steps:
-        return (step + 1) / config.warmup_steps
-    if config.lr_schedule == "constant":
-        return 1.0
-    progress = min(1.0, (step - config.warmup_steps) / max(1, total_steps - config.warmup_steps))
-    return 0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress))
+# Moved in the layering of issue 13: importable from here for one release (a DeprecationWarning says where).
+_MOVED = {"kl_weight": "molvae.schedules", "lr_factor": "molvae.schedules"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        import importlib
+        import warnings
+
+        warnings.warn(f"molvae.model.{name} moved to {_MOVED[name]}.{name}", DeprecationWarning, stacklevel=2)
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module 'molvae.model' has no attribute {name!r}")
 
 
 def reverse_within_length(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -554,10 +560,7 @@ class VAE(nn.Module):
         else:  # float32: log q(z|x) must see the same z as log p(z), not a bf16-rounded one
             z = mu.float() + eps.float() * torch.exp(0.5 * logvar.float())
         b = tokens.shape[0]
-        bos = torch.full((b, 1), self.bos_id, dtype=tokens.dtype, device=tokens.device)
-        inputs = torch.cat([bos, tokens], dim=1)
-        targets = torch.cat([tokens, torch.full_like(bos, self.pad_id)], dim=1)
-        targets.scatter_(1, lengths.view(-1, 1), self.eos_id)
+        inputs, targets = teacher_forcing(tokens, lengths, self.bos_id, self.eos_id, self.pad_id)
         if self.training and c.word_dropout > 0:
             if drop is None:
                 drop = torch.rand(inputs.shape, device=inputs.device, generator=generator) < c.word_dropout

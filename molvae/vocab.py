@@ -17,7 +17,7 @@ from molvae.errors import CheckpointError, TooLongError, UnknownTokenError
 if TYPE_CHECKING:  # torch is imported only where token ids become tensors
     import torch
 
-__all__ = ["Vocab", "tokenize", "smiles_to_selfies", "selfies_to_smiles", "split_selfies", "PAD", "BOS", "EOS"]
+__all__ = ["Vocab", "tokenize", "pad_rows", "teacher_forcing", "smiles_to_selfies", "selfies_to_smiles", "split_selfies", "PAD", "BOS", "EOS"]
 
 PAD, BOS, EOS = "<pad>", "<bos>", "<eos>"
 _STRUCTURAL = re.compile(r"^\[[=#\\/]?(Branch|Ring|nop)")
@@ -126,14 +126,32 @@ class Vocab:
         return vocab
 
 
-def tokenize(selfies: list[str], vocab: Vocab, max_len: int) -> "tuple[torch.Tensor, torch.Tensor]":
-    """Pad token ids into ``(N, max_tokens)`` int64 and lengths ``(N,)``."""
+def pad_rows(rows: list[list[int]], pad_id: int = 0, min_length: int = 0) -> "tuple[torch.Tensor, torch.Tensor]":
+    """Token-id rows padded with ``pad_id`` into ``(N, max_tokens)`` int64 (at least one column), and their
+    lengths ``(N,)``, each at least ``min_length`` (1 for the encoder of a model that must read something)."""
     import torch
 
-    rows = [vocab.encode(s, max_len=max_len) for s in selfies]
-    lengths = torch.tensor([len(r) for r in rows], dtype=torch.long)
+    lengths = torch.tensor([max(len(r), min_length) for r in rows], dtype=torch.long)
     width = int(lengths.max()) if len(rows) else 1
-    tokens = torch.full((len(rows), width), vocab.pad_id, dtype=torch.long)
+    tokens = torch.full((len(rows), max(width, 1)), pad_id, dtype=torch.long)
     for i, r in enumerate(rows):
         tokens[i, : len(r)] = torch.tensor(r, dtype=torch.long)
     return tokens, lengths
+
+
+def tokenize(selfies: list[str], vocab: Vocab, max_len: int) -> "tuple[torch.Tensor, torch.Tensor]":
+    """Pad token ids into ``(N, max_tokens)`` int64 and lengths ``(N,)``."""
+    return pad_rows([vocab.encode(s, max_len=max_len) for s in selfies], vocab.pad_id)
+
+
+def teacher_forcing(tokens: "torch.Tensor", lengths: "torch.Tensor", bos_id: int = Vocab.bos_id,
+                    eos_id: int = Vocab.eos_id, pad_id: int = Vocab.pad_id) -> "tuple[torch.Tensor, torch.Tensor]":
+    """Decoder inputs (``<bos>`` + tokens) and targets (tokens + ``<eos>``, then ``<pad>``), each ``(B, T+1)``,
+    for padded token ids ``(B, T)`` and their lengths ``(B,)``."""
+    import torch
+
+    bos = torch.full((tokens.shape[0], 1), bos_id, dtype=tokens.dtype, device=tokens.device)
+    inputs = torch.cat([bos, tokens], dim=1)
+    targets = torch.cat([tokens, torch.full_like(bos, pad_id)], dim=1)
+    targets.scatter_(1, lengths.view(-1, 1), eos_id)
+    return inputs, targets

@@ -149,8 +149,8 @@ def step_seconds(repeats: int = 5, steps: int = 5) -> dict[str, float]:
 
     from molvae.data import prepare_molecules
     from molvae.model import PRESETS, VAE, ModelConfig
-    from molvae.train import tokenize, use_bf16
-    from molvae.vocab import Vocab
+    from molvae.device import use_bf16
+    from molvae.vocab import Vocab, tokenize
 
     data = prepare_molecules(ROOT / "data" / "moses_sample.smi", max_len=100)
     vocab = Vocab.from_selfies(data.selfies)

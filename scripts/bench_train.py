@@ -51,21 +51,53 @@ PEER = textwrap.dedent('''
 ''')
 
 
-def load_molecules() -> list[str]:
+def load_molecules(n: int = 4000) -> list[str]:
     with gzip.open(ZINC, "rt") as fh:
         lines = [line.strip() for line in fh]
-    return lines[100_000:104_000]
+    return lines[100_000:100_000 + n]
+
+
+def _packed_final_states(gru, x, lengths):
+    """The encoder as it was before (pack_padded_sequence): kept here to measure the change side by side."""
+    from torch.nn.utils.rnn import pack_padded_sequence
+
+    packed = pack_padded_sequence(x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
+    return gru(packed)[1]
 
 
 def time_molvae_epoch(smiles: list[str], overrides: dict, device: str) -> dict:
-    """One training epoch of molvae (same loop as molvae.train: bucketed batches, AdamW, clipping)."""
+    """One training epoch of molvae (same loop as molvae.train: bucketed batches, AdamW, clipping).
+
+    Private keys of ``overrides``: ``_packed`` (the encoder over packed sequences, as before),
+    ``_threads`` (torch threads for this measurement)."""
     import torch
 
-    from molvae.api import build_config
+    import molvae.model
+
+    overrides = dict(overrides)
+    packed, threads = overrides.pop("_packed", False), overrides.pop("_threads", None)
+    previous = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    original = molvae.model.bidirectional_final_states
+    if packed:
+        molvae.model.bidirectional_final_states = _packed_final_states
+    try:
+        return _time_epoch(smiles, overrides, device)
+    finally:
+        molvae.model.bidirectional_final_states = original
+        torch.set_num_threads(previous)
+
+
+def _time_epoch(smiles: list[str], overrides: dict, device: str) -> dict:
+    import torch
+
     from molvae.data import prepare_molecules
-    from molvae.model import VAE, kl_weight
-    from molvae.train import bucketed_batches, resolve_device, tokenize, use_bf16
-    from molvae.vocab import Vocab
+    from molvae.device import resolve_device, use_bf16
+    from molvae.model import VAE, build_config
+    from molvae.schedules import kl_weight
+    from molvae.train import bucketed_batches
+    from molvae.vocab import Vocab, tokenize
 
     dev = resolve_device(device)
     config = build_config(None, None, overrides)
@@ -98,25 +130,33 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--moses-python", help="python of a venv with molsets 0.3.1 installed (peer); omit to skip")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--n", type=int, default=4000, help="molecules per epoch (ZINC-250k rows from 100,001)")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
     import torch
 
     torch.set_num_threads(args.threads)
-    smiles = load_molecules()
+    smiles = load_molecules(args.n)
     print(f"machine: {platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"torch {torch.__version__}, threads {args.threads}, device {args.device}"
+          f"torch {torch.__version__}, threads {args.threads}, device {args.device}, "
+          f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
           + (f" ({torch.cuda.get_device_name()})" if args.device.startswith("cuda") else ""))
-    print(f"data: ZINC-250k rows 100,001-104,000 ({len(smiles)} molecules), {args.repeats} repeats, one epoch each")
+    print(f"data: ZINC-250k rows 100,001-{100_000 + len(smiles):,} ({len(smiles)} molecules), {args.repeats} repeats, one epoch each")
+    small = {"embed_dim": 48, "enc_hidden": 128, "latent_dim": 64, "dec_hidden": 256, "dec_layers": 2}
     configs = {
         "molvae default (MOSES size: enc 256 bi, dec 3x512, z 128), batch 512": {"batch_size": 512},
         "molvae default, batch 512, fp32 (no bf16 autocast)": {"batch_size": 512, "precision": "fp32"},
         "molvae default, batch 256": {},
-        "molvae small (enc 128 bi, dec 2x256, z 64), batch 256": {"embed_dim": 48, "enc_hidden": 128,
-                                                                   "latent_dim": 64, "dec_hidden": 256,
-                                                                   "dec_layers": 2},
+        "molvae default, batch 256, packed encoder (before)": {"_packed": True},
+        "molvae default, batch 256, fp32, packed encoder (before)": {"_packed": True, "precision": "fp32"},
+        "molvae small (enc 128 bi, dec 2x256, z 64), batch 256": small,
+        "molvae small, batch 256, packed encoder (before)": {**small, "_packed": True},
+        "molvae large (campaign size: enc 256 bi, dec 3x384, z 128), batch 256": {
+            "embed_dim": 64, "enc_hidden": 256, "latent_dim": 128, "dec_hidden": 384, "dec_layers": 3},
     }
+    if args.threads == 1 and (os.cpu_count() or 1) > 1:
+        configs["molvae default, batch 256, 2 threads"] = {"_threads": 2}
     results: dict[str, list[float]] = {name: [] for name in configs}
     peer_name = "MOSES VAE (molsets 0.3.1, default config), batch 512"
     if args.moses_python:
@@ -134,11 +174,13 @@ def main() -> None:
                     sys.exit(f"MOSES VAE peer failed:\n{out.stderr[-3000:]}")
                 res = json.loads(out.stdout.strip().splitlines()[-1])
                 results[peer_name].append(res["n"] / res["seconds"])
-                print(f"  repeat {r + 1}: {peer_name}: {results[peer_name][-1]:.1f} mol/s ({res['params']:,} params)")
+                print(f"  repeat {r + 1}: {peer_name}: {results[peer_name][-1]:.1f} mol/s ({res['params']:,} params), "
+                      f"load average {os.getloadavg()[0]:.2f}", flush=True)
             for name, overrides in configs.items():
                 res = time_molvae_epoch(smiles, overrides, args.device)
                 results[name].append(res["n"] / res["seconds"])
-                print(f"  repeat {r + 1}: {name}: {results[name][-1]:.1f} mol/s ({res['params']:,} params)")
+                print(f"  repeat {r + 1}: {name}: {results[name][-1]:.1f} mol/s ({res['params']:,} params), "
+                      f"load average {os.getloadavg()[0]:.2f}", flush=True)
     print("\n| model | molecules/s (median) | vs MOSES VAE |\n|---|---|---|")
     base = statistics.median(results[peer_name]) if args.moses_python else None
     for name, values in results.items():

@@ -67,7 +67,7 @@ def _run(out, **opts):
 
 def test_compact_checkpoint_resumes_with_nearly_the_same_losses(tmp_path):
     """bf16 optimizer moments: the resumed run's losses match the full-precision resume within 1e-3."""
-    from molvae.api import build_config
+    from molvae.model import build_config
     from molvae.train import _Interrupted, train
 
     opts = dict(epochs=2, batch_size=16, checkpoint_every=3, keep_best=False, precision="fp32")

@@ -13,7 +13,8 @@ import pytest
 from molvae import MolVAE
 from molvae.chem import compute_properties
 from molvae.cli import main
-from molvae.conditions import ConditionWarning, parse_condition
+from molvae.cli._args import parse_condition
+from molvae.conditions import ConditionWarning
 from molvae.errors import ConfigError, DataError
 
 from conftest import read_sample

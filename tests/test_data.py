@@ -18,6 +18,7 @@ import pytest
 from rdkit import Chem
 
 from molvae import data as D
+from molvae import datasets  # the named datasets moved here from molvae.data
 from molvae.cli import main
 from molvae.errors import DataError
 from molvae.vocab import Vocab
@@ -387,8 +388,8 @@ def test_named_dataset_cache(tmp_path, monkeypatch, server):
     monkeypatch.setenv("MOLVAE_ZINC250K_URL", f"{base}/zinc.csv")
     with pytest.raises(DataError, match="molvae data get zinc250k"):
         D.named_dataset("zinc250k", download=False)
-    monkeypatch.setattr(D, "ZINC250K_SHA256", sha(ZINC_TEXT.encode()))
-    monkeypatch.setattr(D, "ZINC250K_ROWS", 3)
+    monkeypatch.setattr(datasets, "ZINC250K_SHA256", sha(ZINC_TEXT.encode()))
+    monkeypatch.setattr(datasets, "ZINC250K_ROWS", 3)
     path = D.named_dataset("zinc250k")
     assert path == tmp_path / "cache" / "zinc250k.csv" and path.exists()
     assert D.read_smiles("zinc250k")["input"].tolist() == ["CCO", "c1ccccc1", "CCN"]  # names work as sources
@@ -417,8 +418,8 @@ def test_cli_data_get_exit_codes(server, tmp_path, capsys):
 def test_cli_data_get_success(server, tmp_path, capsys, monkeypatch):
     root, base, _ = server
     (root / "zinc.csv").write_text(ZINC_TEXT)
-    monkeypatch.setattr(D, "ZINC250K_SHA256", sha(ZINC_TEXT.encode()))
-    monkeypatch.setattr(D, "ZINC250K_ROWS", 3)
+    monkeypatch.setattr(datasets, "ZINC250K_SHA256", sha(ZINC_TEXT.encode()))
+    monkeypatch.setattr(datasets, "ZINC250K_ROWS", 3)
     assert main(["data", "get", "zinc250k", str(tmp_path / "z"), "--url", f"{base}/zinc.csv", "-q"]) == 0
     assert capsys.readouterr().out.strip() == str(tmp_path / "z" / "zinc250k.csv")
 

@@ -63,7 +63,7 @@ def test_two_ranks_match_one_process(data, tmp_path):
 
 def test_resume_with_another_world_size(data, tmp_path):
     """A run killed under one process resumes under two and ends where an uninterrupted run ends."""
-    from molvae.api import build_config
+    from molvae.model import build_config
     from molvae.train import _Interrupted, train
 
     _run(["train", str(data), "--out", str(tmp_path / "full"), *OPTIONS], 1, tmp_path)

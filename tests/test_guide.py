@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from molvae.errors import CheckpointError
-from molvae.guide import PropertyGuide, Steering, load_guide, save_guide, train_guide
+from molvae.guide import PropertyGuide, Steering, load_guide, save_guide
+from molvae.train_guide import train_guide
 from molvae.vocab import tokenize
 from molvae.vocab import Vocab, smiles_to_selfies
 

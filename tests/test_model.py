@@ -8,7 +8,8 @@ import torch
 
 from molvae import MolVAE
 from molvae.errors import CheckpointError, ConfigError, InvalidSmilesError, TooLongError, UnknownTokenError
-from molvae.model import PRESETS, ModelConfig, kl_weight, load_config_file
+from molvae.model import PRESETS, ModelConfig, load_config_file
+from molvae.schedules import kl_weight
 from molvae.chem import canonicalize
 from molvae.vocab import Vocab, selfies_to_smiles, smiles_to_selfies
 
@@ -226,7 +227,7 @@ def test_resume_after_crash_gives_the_same_losses(tmp_path):
     opts = dict(preset="tiny", epochs=3, batch_size=32, checkpoint_every=4, progress=False)
     full = MolVAE.fit(smiles, out=tmp_path / "full", **opts)
     from molvae.train import _Interrupted, train
-    from molvae.api import build_config
+    from molvae.model import build_config
 
     with pytest.raises(_Interrupted):
         train(smiles, build_config(None, "tiny", {k: v for k, v in opts.items() if k not in ("preset", "progress")}),

@@ -44,6 +44,13 @@ def _version() -> str:
         return "unknown"
 
 
+def _os_message(exc: OSError) -> str:
+    """``PATH: Permission denied`` (lower-cased reason), or the error's own text when it names no file."""
+    reason = (exc.strerror or str(exc) or type(exc).__name__)
+    reason = reason[:1].lower() + reason[1:]
+    return f"{exc.filename}: {reason}" if exc.filename else reason
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; user errors print one line on stderr and return a non-zero code."""
     parser = build_parser()
@@ -58,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except FileNotFoundError as exc:
         print(f"molvae {args.command}: error: file not found: {exc.filename or exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # permission denied, is a directory, disk full: the system's words, one line
+        print(f"molvae {args.command}: error: {_os_message(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"molvae {args.command}: interrupted", file=sys.stderr)

@@ -80,9 +80,9 @@ def run_prepare(args: argparse.Namespace) -> int:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from molvae.data import DATASETS, _cache_dir
+    from molvae.datasets import DATASETS, dataset_cache
 
-    cache = _cache_dir(args.cache_dir)
+    cache = dataset_cache(args.cache_dir)
     print(f"cache: {cache}")
     for name, (group, fname) in DATASETS.items():
         path = cache / fname

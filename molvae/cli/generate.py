@@ -10,6 +10,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from molvae.cli._args import at_least, parse_condition
+from molvae.cli._io import check_out, load_model, prepared_input, write_table
+
+_write, _prepared = write_table, prepared_input  # the old private names (cli.likelihood used them)
+
 
 def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="model directory (a training run's --out)")
@@ -87,39 +92,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_neighbours)
 
 
-def load_model(spec: str, device: str = "auto"):
-    """A model directory (or, where shipped, a pretrained model's name)."""
-    from molvae.api import MolVAE
-
-    if not Path(spec).exists() and spec in MolVAE.available_pretrained():
-        return MolVAE.pretrained(spec, device=device)
-    return MolVAE.load(spec, device=device)
-
-
-def _write(df, out: str | None) -> None:
-    from molvae.data import write_molecules
-
-    write_molecules(df, out)
-    if out and out != "-":
-        print(f"wrote {len(df)} rows to {out}", file=sys.stderr)
-
-
-def _prepared(model, path: str, smiles_column: str | None, skip_unknown: bool, out: str | None):
-    """Clean an input file against the model (vocabulary, max length); rejects go beside the output."""
-    from molvae.data import prepare_molecules
-
-    data = prepare_molecules(path, max_len=model.config.max_len, stereo=model.config.stereo,
-                             largest_fragment=model.config.largest_fragment, smiles_column=smiles_column,
-                             vocab=model.vocab, skip_unknown=skip_unknown, dedupe=False)
-    print(data.summary(), file=sys.stderr)
-    if len(data.rejects):
-        base = Path(out) if out and out != "-" else Path(path)
-        rejects = base.with_name(base.name.split(".")[0] + ".rejects.csv")
-        data.write_rejects(rejects)
-        print(f"{len(data.rejects)} rejected rows written to {rejects}", file=sys.stderr)
-    return data
-
-
 def run_fit_prior(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -146,14 +118,16 @@ def run_sample(args: argparse.Namespace) -> int:
 
     if args.num <= 0:
         raise ConfigError(f"-n must be positive, got {args.num}")
+    at_least(args.temperature, "--temperature", 0)
+    at_least(args.guidance, "--guidance", 0)
+    at_least(args.batch_size, "--batch-size", 1)
+    if args.steer is not None:
+        at_least(args.steer, "--steer", 0)
+    check_out(args.out)
     if args.evaluate and not args.ref:
         raise ConfigError("--evaluate needs --ref (a file, moses-test or moses-test-scaffolds)")
+    condition = parse_condition(args.condition) if args.condition else None
     model = load_model(args.model, args.device)
-    condition = None
-    if args.condition:
-        from molvae.conditions import parse_condition
-
-        condition = parse_condition(args.condition)
     import warnings
 
     with warnings.catch_warnings(record=True) as caught:
@@ -168,7 +142,7 @@ def run_sample(args: argparse.Namespace) -> int:
           f"{df['unique'].sum() / max(n_valid, 1):.4f}, novelty {df['novel'][df['unique']].mean():.4f} "
           f"(of unique valid)", file=sys.stderr)
     out_df = df[df["valid"]] if args.valid_only else df
-    _write(out_df.drop(columns=["selfies"]), args.out)
+    write_table(out_df.drop(columns=["selfies"]), args.out)
     if args.evaluate:
         from molvae.metrics import evaluate, format_table
 
@@ -181,8 +155,9 @@ def run_sample(args: argparse.Namespace) -> int:
 def run_encode(args: argparse.Namespace) -> int:
     import pandas as pd
 
+    check_out(args.out)
     model = load_model(args.model, args.device)
-    data = _prepared(model, args.input, args.smiles_column, args.skip_unknown, args.out)
+    data = prepared_input(model, args.input, args.smiles_column, args.skip_unknown, args.out)
     z = model.encode(data.smiles, skip_unknown=args.skip_unknown)
     if args.out and args.out.endswith(".npy"):
         import numpy as np
@@ -192,7 +167,7 @@ def run_encode(args: argparse.Namespace) -> int:
         return 0
     df = pd.DataFrame({"line": data.lines, "smiles": data.smiles})
     df = pd.concat([df, pd.DataFrame(z, columns=[f"z{i}" for i in range(z.shape[1])])], axis=1)
-    _write(df, args.out)
+    write_table(df, args.out)
     return 0
 
 
@@ -215,6 +190,8 @@ def _read_latents(path: str, latent_dim: int):
             df = pd.read_csv(p)
         except pd.errors.EmptyDataError:
             raise DataError(f"{path}: file is empty") from None
+        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+            raise DataError(f"{path}: not a CSV table of latent points ({str(exc).splitlines()[0]})") from None
         cols = [f"z{i}" for i in range(latent_dim)]
         missing = [c for c in cols if c not in df.columns]
         if missing:
@@ -231,30 +208,38 @@ def _read_latents(path: str, latent_dim: int):
 def run_decode(args: argparse.Namespace) -> int:
     import pandas as pd
 
+    at_least(args.temperature, "--temperature", 0)
+    check_out(args.out)
     model = load_model(args.model, args.device)
     z = _read_latents(args.input, model.latent_dim)
     smiles = model.decode(z, temperature=args.temperature, seed=args.seed)
-    _write(pd.DataFrame({"smiles": smiles, "valid": [s is not None for s in smiles]}), args.out)
+    write_table(pd.DataFrame({"smiles": smiles, "valid": [s is not None for s in smiles]}), args.out)
     return 0
 
 
 def run_reconstruct(args: argparse.Namespace) -> int:
+    check_out(args.out)
     model = load_model(args.model, args.device)
-    data = _prepared(model, args.input, args.smiles_column, False, args.out)
+    data = prepared_input(model, args.input, args.smiles_column, False, args.out)
     df = model.reconstruct(data.smiles)
     df.insert(0, "line", data.lines)
     print(f"exact reconstruction: {df['exact'].mean():.4f} of {len(df)}", file=sys.stderr)
-    _write(df, args.out)
+    write_table(df, args.out)
     return 0
 
 
 def run_interpolate(args: argparse.Namespace) -> int:
+    at_least(args.steps, "--steps", 2)
+    check_out(args.out)
     model = load_model(args.model, args.device)
-    _write(model.interpolate(args.start, args.end, steps=args.steps, method=args.method), args.out)
+    write_table(model.interpolate(args.start, args.end, steps=args.steps, method=args.method), args.out)
     return 0
 
 
 def run_neighbours(args: argparse.Namespace) -> int:
+    at_least(args.num, "-n", 1)
+    at_least(args.radius, "--radius", 0)
+    check_out(args.out)
     model = load_model(args.model, args.device)
-    _write(model.neighbours(args.smiles, n=args.num, radius=args.radius, seed=args.seed), args.out)
+    write_table(model.neighbours(args.smiles, n=args.num, radius=args.radius, seed=args.seed), args.out)
     return 0

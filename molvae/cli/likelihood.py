@@ -29,15 +29,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from molvae.cli.generate import _prepared, _write, load_model
+    from molvae.cli._io import check_out, load_model, prepared_input, write_table
     from molvae.errors import ConfigError
 
     if args.k < 1:
         raise ConfigError(f"--k must be >= 1, got {args.k}")
     if args.batch_elems < 1:
         raise ConfigError(f"--batch-elems must be >= 1, got {args.batch_elems}")
+    check_out(args.out)
     model = load_model(args.model, args.device)
-    data = _prepared(model, args.input, args.smiles_column, False, args.out)
+    data = prepared_input(model, args.input, args.smiles_column, False, args.out)
     df = model.likelihood(data.smiles, k=args.k, seed=args.seed, batch_elems=args.batch_elems,
                           progress=not args.quiet)
     df.insert(0, "line", data.lines)
@@ -48,5 +49,5 @@ def run(args: argparse.Namespace) -> int:
         df["score"], df["ood"] = ood["score"].to_numpy(), ood["ood"].to_numpy()
         print(f"OOD: {int(df['ood'].sum())} of {len(df)} above the threshold {model.ood.threshold:.3f} "
               f"(the {model.ood.quantile:g} quantile of held-out scores)", file=sys.stderr)
-    _write(df, args.out)
+    write_table(df, args.out)
     return 0

@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "repeat for several objectives (method nsga2)")
     p.add_argument("--budget", type=int, help="oracle calls for the whole study, all workers together "
                                               "(default 1000; with --resume the stored budget)")
-    from molvae.optimize import DEFAULT_METHOD, METHODS
+    from molvae.optimize.methods import DEFAULT_METHOD, METHODS
 
     p.add_argument("--method", choices=METHODS, default=None, help=f"search strategy (default {DEFAULT_METHOD}; "
                                                                    "nsga2 for several objectives)")
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("missing --out DIR (the run directory)")
     if args.budget is not None and args.budget < 1:
         raise ConfigError(f"--budget must be a positive number of oracle calls, got {args.budget}")
-    from molvae.optimize import DEFAULT_METHOD
+    from molvae.optimize.methods import DEFAULT_METHOD
 
     method = args.method or ("nsga2" if len(args.objective) > 1 else DEFAULT_METHOD)
     options = _options(args.option)
@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     for spec in args.objective:  # a typo fails before the model is loaded
         get_objective(spec)
 
-    from molvae import MolVAE
+    from molvae.api import MolVAE
     from molvae.optimize import optimize
 
     model = MolVAE.load(args.model, device=args.device)

@@ -28,6 +28,7 @@ from rdkit import Chem, DataStructs
 from rdkit.Chem import Descriptors, rdMolDescriptors
 from rdkit.Chem import rdFingerprintGenerator as _fpgen
 
+from molvae.chem import quiet_rdkit
 from molvae.errors import ObjectiveError
 
 __all__ = [
@@ -258,7 +259,8 @@ class Tanimoto:
     """Tanimoto similarity to a target under one of GuacaMol's fingerprints, through a modifier."""
 
     def __init__(self, target: str, fp_type: str, modifier: Callable[[float], float] | None = None) -> None:
-        mol = Chem.MolFromSmiles(target)
+        with quiet_rdkit():  # a bad target is reported below, in one line
+            mol = Chem.MolFromSmiles(target)
         if mol is None:
             raise ObjectiveError(f"invalid similarity target {target!r}")
         self.target = target
@@ -301,7 +303,8 @@ class Smarts:
     """1.0 if the molecule contains the SMARTS pattern, else 0.0 (reversed with ``inverse=True``)."""
 
     def __init__(self, pattern: str, inverse: bool = False) -> None:
-        query = Chem.MolFromSmarts(pattern) if isinstance(pattern, str) and pattern.strip() else None
+        with quiet_rdkit():  # a bad pattern is reported below, in one line, not in RDKit's parse log
+            query = Chem.MolFromSmarts(pattern) if isinstance(pattern, str) and pattern.strip() else None
         if query is None:
             raise ObjectiveError(f"invalid SMARTS pattern {pattern!r}")
         self.pattern = pattern

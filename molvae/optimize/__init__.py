@@ -8,8 +8,9 @@ Modules: :mod:`~molvae.optimize.oracle` (the budgeted, cached, logged oracle sha
 study's database), :mod:`~molvae.optimize.storage` (storage URLs), :mod:`~molvae.optimize.latent`
 (prior bounds, encoding and decoding), :mod:`~molvae.optimize.base` (points -> scored molecules),
 one module per strategy (:mod:`~molvae.optimize.population`, :mod:`~molvae.optimize.samplers`,
-:mod:`~molvae.optimize.gradient`), :mod:`~molvae.optimize.runner` (``optimize``) and
-:mod:`~molvae.optimize.plots`. Heavy modules load on first use, so the CLI's help stays quick.
+:mod:`~molvae.optimize.gradient`), :mod:`~molvae.optimize.plots`, :mod:`~molvae.optimize.result`
+(``OptimizationResult``) and :mod:`~molvae.optimize.runner` (``optimize``); :mod:`~molvae.optimize.methods`
+names the strategies. Heavy modules load on first use, so the CLI's help stays quick.
 """
 
 from __future__ import annotations
@@ -18,20 +19,15 @@ from typing import TYPE_CHECKING
 
 __all__ = ["optimize", "OptimizationResult", "Oracle", "Answer", "StorageError", "METHODS", "DEFAULT_METHOD"]
 
-METHODS = ("population", "tpe", "cmaes", "gp", "random", "nsga2", "gradient")
-"""Strategies by name: ``population`` (latent GA, :mod:`~molvae.optimize.population`), optuna
-samplers over z (``tpe``, ``cmaes``, ``gp``, ``random``; ``nsga2`` for several objectives,
-:mod:`~molvae.optimize.samplers`) and ``gradient`` (surrogate ascent, :mod:`~molvae.optimize.gradient`)."""
-
-DEFAULT_METHOD = "population"
-"""Chosen by ``scripts/bench_optimize.py`` (see BENCHMARKS.md)."""
+from molvae.optimize.methods import DEFAULT_METHOD, METHODS
 
 if TYPE_CHECKING:  # pragma: no cover
     from molvae.optimize.oracle import Answer, Oracle
-    from molvae.optimize.runner import OptimizationResult, optimize
+    from molvae.optimize.result import OptimizationResult
+    from molvae.optimize.runner import optimize
     from molvae.optimize.storage import StorageError
 
-_LAZY = {"optimize": "runner", "OptimizationResult": "runner", "Oracle": "oracle", "Answer": "oracle",
+_LAZY = {"optimize": "runner", "OptimizationResult": "result", "Oracle": "oracle", "Answer": "oracle",
          "StorageError": "storage"}
 
 

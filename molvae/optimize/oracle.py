@@ -342,9 +342,46 @@ class Oracle:
             out.update(self._score_chunk(smiles[k:k + self.chunk], mols))
         return out
 
-    def _score_chunk(self, smiles: list[str], mols: dict[str, Any]) -> dict[str, Answer]:
+    def _reserve(self, smiles: list[str], violated: dict[str, str],
+                 now: float) -> tuple[dict[str, Any], list[tuple[str, int]], int, int]:
+        """One transaction: look up what the study already has, record the violated molecules and
+        reserve call numbers for the rest while the budget lasts. Returns the known rows, the
+        ``(smiles, call)`` reserved, the budget and the calls used."""
         import sqlalchemy as sa
 
+        st, c = self._studies, self._calls
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                sa.select(st.c.budget, st.c.n_calls).where(st.c.study == self.study).with_for_update()
+            ).first()
+            budget, n_calls = int(row.budget), int(row.n_calls)
+            known: dict[str, Any] = {}
+            for k in range(0, len(smiles), _IN_CHUNK):
+                chunk = smiles[k:k + _IN_CHUNK]
+                for r in conn.execute(
+                    sa.select(c.c.smiles, c.c.call, c.c.status, c.c.score, c.c.scores, c.c.reason)
+                    .where(c.c.study == self.study, c.c.smiles.in_(chunk))
+                ):
+                    known[r.smiles] = r
+            rows, reserved = [], []
+            for s in smiles:
+                if s in known:
+                    continue
+                if s in violated:
+                    rows.append(dict(study=self.study, smiles=s, call=None, status="violated",
+                                     reason=violated[s], worker=self.worker, time=now))
+                elif n_calls < budget:
+                    n_calls += 1
+                    reserved.append((s, n_calls))
+                    rows.append(dict(study=self.study, smiles=s, call=n_calls, status="pending",
+                                     reason=None, worker=self.worker, time=now))
+            if rows:
+                conn.execute(c.insert(), rows)
+            if reserved:
+                conn.execute(st.update().where(st.c.study == self.study).values(n_calls=n_calls))
+            return known, reserved, budget, n_calls
+
+    def _score_chunk(self, smiles: list[str], mols: dict[str, Any]) -> dict[str, Answer]:
         out: dict[str, Answer] = {}
         # 1. constraints (cheap, local, never charged)
         t0 = time.perf_counter()
@@ -355,43 +392,9 @@ class Oracle:
                 violated[s] = reason
         self.objective_seconds += time.perf_counter() - t0
         # 2. one transaction: look up what the study already has, reserve call numbers for the rest
-        st, c = self._studies, self._calls
         now = time.time()
-
-        def reserve() -> tuple[dict[str, Any], list[tuple[str, int]], int, int]:
-            with self.engine.begin() as conn:
-                row = conn.execute(
-                    sa.select(st.c.budget, st.c.n_calls).where(st.c.study == self.study).with_for_update()
-                ).first()
-                budget, n_calls = int(row.budget), int(row.n_calls)
-                known: dict[str, Any] = {}
-                for k in range(0, len(smiles), _IN_CHUNK):
-                    chunk = smiles[k:k + _IN_CHUNK]
-                    for r in conn.execute(
-                        sa.select(c.c.smiles, c.c.call, c.c.status, c.c.score, c.c.scores, c.c.reason)
-                        .where(c.c.study == self.study, c.c.smiles.in_(chunk))
-                    ):
-                        known[r.smiles] = r
-                rows, reserved = [], []
-                for s in smiles:
-                    if s in known:
-                        continue
-                    if s in violated:
-                        rows.append(dict(study=self.study, smiles=s, call=None, status="violated",
-                                         reason=violated[s], worker=self.worker, time=now))
-                    elif n_calls < budget:
-                        n_calls += 1
-                        reserved.append((s, n_calls))
-                        rows.append(dict(study=self.study, smiles=s, call=n_calls, status="pending",
-                                         reason=None, worker=self.worker, time=now))
-                if rows:
-                    conn.execute(c.insert(), rows)
-                if reserved:
-                    conn.execute(st.update().where(st.c.study == self.study).values(n_calls=n_calls))
-                return known, reserved, budget, n_calls
-
         t0 = time.perf_counter()
-        known, reserved, self.budget, self.n_calls = _retrying(reserve)
+        known, reserved, self.budget, self.n_calls = _retrying(lambda: self._reserve(smiles, violated, now))
         self.db_seconds += time.perf_counter() - t0
 
         # 3. score what was reserved, and rows another (perhaps dead) worker reserved but never scored

@@ -3,14 +3,29 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
-
-if TYPE_CHECKING:  # pragma: no cover
-    from molvae.optimize.runner import OptimizationResult
+import pandas as pd
 
 __all__ = ["plot_progress", "plot_pareto", "plot_molecules", "plot_result"]
+
+
+class ResultLike(Protocol):
+    """What the plots read of a :class:`molvae.optimize.result.OptimizationResult` (which draws itself
+    with :func:`plot_result`, so this module sits below it and names its shape only)."""
+
+    df: pd.DataFrame
+    objectives: list[str]
+    method: str
+    budget: int
+
+    @property
+    def scored(self) -> pd.DataFrame: ...
+
+    def best(self, k: int = 10) -> pd.DataFrame: ...
+
+    def pareto(self) -> pd.DataFrame: ...
 
 
 def _pyplot():
@@ -38,7 +53,7 @@ def _curves(scores: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
     return best, topk
 
 
-def plot_progress(result: "OptimizationResult", path: str | Path) -> Path:
+def plot_progress(result: ResultLike, path: str | Path) -> Path:
     """Best score and top-10 mean against oracle calls (first objective)."""
     plt = _pyplot()
     charged = result.df[result.df["call"].notna()].sort_values("call")
@@ -60,7 +75,7 @@ def plot_progress(result: "OptimizationResult", path: str | Path) -> Path:
     return path
 
 
-def plot_pareto(result: "OptimizationResult", path: str | Path) -> Path:
+def plot_pareto(result: ResultLike, path: str | Path) -> Path:
     """Scatter of the first two objectives with the Pareto front highlighted."""
     plt = _pyplot()
     a, b = result.objectives[:2]
@@ -78,7 +93,7 @@ def plot_pareto(result: "OptimizationResult", path: str | Path) -> Path:
     return path
 
 
-def plot_molecules(result: "OptimizationResult", path: str | Path, n: int = 12, per_row: int = 4) -> Path:
+def plot_molecules(result: ResultLike, path: str | Path, n: int = 12, per_row: int = 4) -> Path:
     """A grid of the ``n`` best molecules with their scores and call numbers."""
     from rdkit import Chem
     from rdkit.Chem import Draw
@@ -92,7 +107,7 @@ def plot_molecules(result: "OptimizationResult", path: str | Path, n: int = 12, 
     return path
 
 
-def plot_result(result: "OptimizationResult", out_dir: str | Path, n_mols: int = 12) -> list[Path]:
+def plot_result(result: ResultLike, out_dir: str | Path, n_mols: int = 12) -> list[Path]:
     """``progress.png``, ``pareto.png`` (two or more objectives) and ``best_molecules.png``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

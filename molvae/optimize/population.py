@@ -15,6 +15,8 @@ latent space the encoder maps molecules to, where the decoder is reliable.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from molvae.optimize.base import Search
@@ -22,6 +24,21 @@ from molvae.optimize.base import Search
 __all__ = ["run_population"]
 
 SIGMAS = np.array([0.1, 0.2, 0.35, 0.5, 0.75, 1.0])  # mutation step sizes, in prior standard deviations
+
+
+def _parent_points(space: Any, smiles: list[str], origin: dict[str, np.ndarray] | None) -> np.ndarray:
+    """Latent points of the parents ``(n, Z)`` (NaN rows: not encodable): their encodings, or with
+    ``origin`` the point that produced each molecule here, encoding only the others."""
+    if origin is None:
+        return space.encode(smiles)
+    z_pool = np.full((len(smiles), space.dim), np.nan)
+    todo = [i for i, s in enumerate(smiles) if s not in origin]
+    for i, s in enumerate(smiles):
+        if s in origin:
+            z_pool[i] = origin[s]
+    if todo:
+        z_pool[todo] = space.encode([smiles[i] for i in todo])
+    return z_pool
 
 
 def run_population(search: Search, *, population: int = 100, children: int = 50, n_init: int = 100,
@@ -60,17 +77,7 @@ def run_population(search: Search, *, population: int = 100, children: int = 50,
         if not pool:
             evaluate(space.prior(children))
             continue
-        smiles = [s for s, _ in pool]
-        if parents == "origin":
-            z_pool = np.full((len(smiles), space.dim), np.nan)
-            todo = [i for i, s in enumerate(smiles) if s not in origin]
-            for i, s in enumerate(smiles):
-                if s in origin:
-                    z_pool[i] = origin[s]
-            if todo:
-                z_pool[todo] = space.encode([smiles[i] for i in todo])
-        else:
-            z_pool = space.encode(smiles)
+        z_pool = _parent_points(space, [s for s, _ in pool], origin if parents == "origin" else None)
         ok = ~np.isnan(z_pool).any(axis=1)
         if not ok.any():
             evaluate(space.prior(children))

@@ -7,108 +7,22 @@ charged again), ``worker=True`` joins a study that other processes may be runnin
 
 from __future__ import annotations
 
-import json
+import inspect
 import platform
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
 from molvae.errors import ConfigError
-from molvae.optimize import DEFAULT_METHOD, METHODS
+from molvae.optimize.latent import LatentSpace
+from molvae.optimize.methods import DEFAULT_METHOD, METHODS
+from molvae.optimize.result import OptimizationResult  # re-exported, it lived here before
 from molvae.optimize.storage import StorageError, check_url, default_url, redact
 
 __all__ = ["optimize", "OptimizationResult", "METHODS", "DEFAULT_METHOD"]
-
-
-@dataclass
-class OptimizationResult:
-    """Every molecule a run scored, in call order, with helpers to rank and plot them.
-
-    ``df`` columns: ``call`` (oracle call number; NA for molecules rejected by a constraint, which
-    are not charged), ``smiles``, ``score`` (first objective), one column per objective when there
-    are several, ``status`` (done / failed / violated), ``reason``, ``worker``, ``time``, ``seconds``.
-    """
-
-    df: pd.DataFrame
-    objectives: list[str]
-    method: str
-    budget: int
-    study: str
-    storage: str | None
-    stats: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def scored(self) -> pd.DataFrame:
-        """Rows with a score, in call order."""
-        return self.df[self.df["status"].eq("done") & self.df["score"].notna()]
-
-    def best(self, k: int = 10) -> pd.DataFrame:
-        """The ``k`` best molecules by the first objective (ties: earlier call first)."""
-        return self.scored.sort_values(["score", "call"], ascending=[False, True]).head(k).reset_index(drop=True)
-
-    def pareto(self) -> pd.DataFrame:
-        """Molecules no other scored molecule beats on every objective (all maximized).
-
-        With one objective this is the best molecule(s).
-        """
-        cols = self.objectives if len(self.objectives) > 1 else ["score"]
-        df = self.scored.dropna(subset=cols)
-        if df.empty:
-            return df.reset_index(drop=True)
-        values = df[cols].to_numpy(float)
-        keep = [i for i, v in enumerate(values)
-                if not np.any(np.all(values >= v, axis=1) & np.any(values > v, axis=1))]
-        return df.iloc[sorted(keep)].sort_values(cols[0], ascending=False).reset_index(drop=True)
-
-    def auc(self, k: int = 10, freq: int = 100, budget: int | None = None) -> float:
-        """PMO's AUC of the top-``k`` mean against oracle calls (see :func:`molvae.objectives.auc_top_k`)."""
-        from molvae.objectives import auc_top_k
-
-        charged = self.df[self.df["call"].notna()].sort_values("call")
-        scores = [None if pd.isna(s) else float(s) for s in charged["score"]]
-        return auc_top_k(scores, budget=budget or self.budget, k=k, freq=freq)
-
-    def plot(self, out_dir: str | Path, n_mols: int = 12) -> list[Path]:
-        """Write the progress curve, the Pareto scatter (two objectives) and a grid of the best molecules."""
-        from molvae.optimize.plots import plot_result
-
-        return plot_result(self, out_dir, n_mols=n_mols)
-
-    def save(self, out_dir: str | Path) -> list[Path]:
-        """Write ``calls.csv`` (the whole log), ``best.csv``, ``summary.json`` and, with several objectives,
-        ``pareto.csv``."""
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        paths = [out / "calls.csv", out / "best.csv", out / "summary.json"]
-        self.df.to_csv(paths[0], index=False)
-        self.best(100).to_csv(paths[1], index=False)
-        if len(self.objectives) > 1:
-            paths.append(out / "pareto.csv")
-            self.pareto().to_csv(paths[-1], index=False)
-        paths[2].write_text(json.dumps(self.summary(), indent=2, default=str) + "\n")
-        return paths
-
-    def summary(self) -> dict[str, Any]:
-        """Settings, counts, timings and the best molecules, as a JSON-ready dict."""
-        best = self.best(3)
-        return {
-            "objectives": self.objectives, "method": self.method, "budget": self.budget,
-            "study": self.study, "storage": redact(self.storage) if self.storage else "memory",
-            "calls": int(self.df["call"].notna().sum()),
-            "best": [{"smiles": s, "score": float(v)} for s, v in zip(best["smiles"], best["score"])],
-            "auc_top10": self.auc() if self.budget else None,
-            **self.stats,
-        }
-
-    def __repr__(self) -> str:
-        top = self.best(1)
-        best = f"{top['score'].iloc[0]:.4g} {top['smiles'].iloc[0]}" if len(top) else "none"
-        return (f"OptimizationResult({'+'.join(self.objectives)}, method={self.method}, "
-                f"calls={int(self.df['call'].notna().sum())}/{self.budget}, best={best})")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -116,7 +30,7 @@ class OptimizationResult:
 
 def _load_model(model: Any) -> Any:
     if isinstance(model, (str, Path)):
-        from molvae import MolVAE
+        from molvae.api import MolVAE
 
         return MolVAE.load(model)
     for attr in ("encode", "decode", "latent_dim"):
@@ -219,26 +133,51 @@ def optimize(
     :raises ObjectiveError: bad objective or constraint. :raises StorageError: bad or unreachable
         storage, a study that exists without ``resume``/``worker``, or ``resume`` with none.
     """
-    import optuna
-    from molvae.progress import progress_bar
-
-    from molvae.optimize.base import Search
-    from molvae.optimize.latent import LatentSpace
-    from molvae.optimize.oracle import Oracle, worker_id
-    from molvae.optimize.storage import optuna_storage
-
     if method not in METHODS:
         raise ConfigError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
+    run_strategy, opts = _strategy(method), _check_options(method, options)  # a typo costs no model load
     started = time.perf_counter()
-    out_dir = Path(out) if out is not None else None
-    if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    url = storage if storage is not None else (default_url(out_dir) if out_dir is not None else None)
-    study_name = study_name or "molvae"
     if budget is None and not resume:
         raise ConfigError("budget is required for a new study")
+    study_name = study_name or "molvae"
+    out_dir, url = _output(out, storage)
+    objectives, model, seed_smiles, parsed_constraints = _inputs(objective, url, model, seeds, constraints, out_dir)
+    oracle, study, me, n_pending = _open_study(objectives, budget, parsed_constraints, url, study_name, method, model,
+                                               resume, worker)
+    # a worker's random stream must differ from its siblings' or they would propose the same points
+    run_seed = seed if not worker else int(np.random.SeedSequence([seed, abs(hash(me)) % 2**32]).generate_state(1)[0])
+    space = LatentSpace(model, bound=bound, n_decode=n_decode, temperature=temperature, seed=run_seed)
+    search_started = time.perf_counter()
+    search = _run_search(run_strategy, method, opts, space, oracle, study, seed_smiles, run_seed, patience,
+                         max_points, progress, objectives)
+    search_s = time.perf_counter() - search_started
+    oracle.refresh()
+    stats = {"stopped": search.stopped, "worker": me, "seed": seed, "n_decode": n_decode,
+             "temperature": temperature, "bound": bound, "options": opts, **_stats(search, space, oracle, n_pending,
+                                                                                    started, search_s)}
+    result = OptimizationResult(df=oracle.log(), objectives=[o.name for o in objectives], method=method,
+                                budget=oracle.budget, study=study_name, storage=url, stats=stats)
+    oracle.close()
+    if out_dir is not None:
+        result.save(out_dir)
+        result.plot(out_dir)
+    return result
 
-    # objectives and constraints first: a typo should not cost a model load or a database
+
+def _output(out: str | Path | None, storage: str | None) -> tuple[Path | None, str | None]:
+    """The output folder (created) and the storage URL (default: a SQLite file in it; None: memory)."""
+    out_dir = Path(out) if out is not None else None
+    if out_dir is not None:
+        if out_dir.exists() and not out_dir.is_dir():
+            raise ConfigError(f"{out_dir}: exists and is not a directory (--out names the run's folder)")
+        out_dir.mkdir(parents=True, exist_ok=True)
+    return out_dir, storage if storage is not None else (default_url(out_dir) if out_dir is not None else None)
+
+
+def _inputs(objective: Any, url: str | None, model: Any, seeds: Any, constraints: Sequence[Any],
+            out_dir: Path | None) -> tuple[list, Any, list[str], list]:
+    """Objectives, the model, the seed molecules and the constraints; objectives and the storage URL
+    first, so that a typo costs no model load or database."""
     from molvae.objectives import get_objective, parse_constraint
 
     objectives = [get_objective(o) for o in _names(objective)]
@@ -246,8 +185,52 @@ def optimize(
         check_url(url)
     model = _load_model(model)
     seed_smiles = _read_seeds(seeds, out_dir)
-    parsed_constraints = [c if hasattr(c, "check") else
-                          parse_constraint(c, start=seed_smiles[0] if seed_smiles else None) for c in constraints]
+    parsed = [c if hasattr(c, "check") else parse_constraint(c, start=seed_smiles[0] if seed_smiles else None)
+              for c in constraints]
+    return objectives, model, seed_smiles, parsed
+
+
+def _strategy(method: str) -> Callable[..., None]:
+    """The function that runs a strategy on a :class:`~molvae.optimize.base.Search`."""
+    if method == "population":
+        from molvae.optimize.population import run_population
+
+        return run_population
+    if method == "gradient":
+        from molvae.optimize.gradient import run_gradient
+
+        return run_gradient
+    from molvae.optimize.samplers import run_sampler
+
+    return run_sampler
+
+
+_RUNNER_ARGS = ("search", "name", "seed", "seed_points")
+"""Parameters of a strategy function that ``optimize`` fills itself (not ``--option`` keys)."""
+
+
+def _check_options(method: str, options: dict[str, Any] | None) -> dict[str, Any]:
+    """``options`` checked against the strategy's keyword parameters, before any model or study exists.
+
+    :raises ConfigError: an unknown key (the message lists the allowed ones).
+    """
+    opts = dict(options or {})
+    allowed = [name for name in inspect.signature(_strategy(method)).parameters if name not in _RUNNER_ARGS]
+    unknown = sorted(k for k in opts if k not in allowed)
+    if unknown:
+        raise ConfigError(f"unknown option {unknown[0]!r} for method {method}; allowed: "
+                          f"{', '.join(allowed) or 'none'} (--option KEY=VALUE)")
+    return opts
+
+
+def _open_study(objectives: list, budget: int | None, constraints: list, url: str | None, study_name: str,
+                method: str, model: Any, resume: bool, worker: bool) -> tuple[Any, Any, str, int]:
+    """The oracle and the optuna study (created, resumed or joined), this worker's id, and how many
+    pending calls of an interrupted run were finished."""
+    import optuna
+
+    from molvae.optimize.oracle import Oracle, worker_id
+    from molvae.optimize.storage import optuna_storage
 
     ostorage = optuna_storage(url)
     exists = _study_exists(ostorage, study_name)
@@ -257,7 +240,7 @@ def optimize(
     if resume and not exists and not worker:
         raise StorageError(f"nothing to resume: no study {study_name!r} in {redact(url or 'memory')!r}")
     me = worker_id()
-    oracle = Oracle(objectives, budget, constraints=parsed_constraints, storage=url, study=study_name, worker=me)
+    oracle = Oracle(objectives, budget, constraints=constraints, storage=url, study=study_name, worker=me)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(study_name=study_name, storage=ostorage, load_if_exists=True,
                                 directions=["maximize"] * len(objectives))
@@ -265,58 +248,46 @@ def optimize(
         study.set_user_attr("molvae", {"objectives": [o.name for o in objectives],
                                        "specs": [o.spec for o in objectives], "method": method,
                                        "model": str(getattr(model, "path", "") or ""), "created": time.time()})
-    n_pending = oracle.finish_pending() if (resume or worker) else 0
-    # a worker's random stream must differ from its siblings' or they would propose the same points
-    run_seed = seed if not worker else int(np.random.SeedSequence([seed, abs(hash(me)) % 2**32]).generate_state(1)[0])
-    rng = np.random.default_rng(run_seed)
-    space = LatentSpace(model, bound=bound, n_decode=n_decode, temperature=temperature, seed=run_seed)
+    return oracle, study, me, oracle.finish_pending() if (resume or worker) else 0
+
+
+def _run_search(run_strategy: Callable[..., None], method: str, opts: dict[str, Any], space: Any, oracle: Any,
+                study: Any, seed_smiles: list[str], run_seed: int, patience: int, max_points: int | None,
+                progress: bool, objectives: list) -> Any:
+    """Score the seeds, then run the strategy until the budget, patience or ``max_points`` stops it."""
+    from molvae.optimize.base import Search
+    from molvae.progress import progress_bar
+
     bar = progress_bar(total=oracle.budget, disable=not progress, desc=f"optimize {'+'.join(o.name for o in objectives)}",
-               unit="call", initial=min(oracle.n_calls, oracle.budget))
-    search = Search(space=space, oracle=oracle, rng=rng, study=study, patience=patience,
+                       unit="call", initial=min(oracle.n_calls, oracle.budget))
+    search = Search(space=space, oracle=oracle, rng=np.random.default_rng(run_seed), study=study, patience=patience,
                     max_points=max_points, progress=bar)
-    opts = dict(options or {})
     seed_points = None
-    search_started = time.perf_counter()
     try:
         if seed_smiles:
             answers = search.score_smiles(seed_smiles)
             ranked = sorted((a for a in answers if a.ok), key=lambda a: -a.score)
             z = space.encode([a.smiles for a in ranked])
             seed_points = z[~np.isnan(z).any(axis=1)]
-        if method == "population":
-            from molvae.optimize.population import run_population
-
-            run_population(search, **opts)
-        elif method == "gradient":
-            from molvae.optimize.gradient import run_gradient
-
-            run_gradient(search, **opts)
+        if method in ("population", "gradient"):
+            run_strategy(search, **opts)
         else:
-            from molvae.optimize.samplers import run_sampler
-
-            run_sampler(search, method, seed=run_seed, seed_points=seed_points, **opts)
+            run_strategy(search, method, seed=run_seed, seed_points=seed_points, **opts)
         if search.stopped is None:
             search.stopped = "finished"
     finally:
         bar.close()
-    wall = time.perf_counter() - started
-    search_s = time.perf_counter() - search_started
-    oracle.refresh()
-    stats = {
-        "stopped": search.stopped, "worker": me, "seed": seed, "n_decode": n_decode,
-        "temperature": temperature, "bound": bound, "options": opts,
+    return search
+
+
+def _stats(search: Any, space: Any, oracle: Any, n_pending: int, started: float, search_s: float) -> dict[str, Any]:
+    """Counts and timings of a run, for ``summary.json``."""
+    return {
         "latent_points": search.n_points, "decoded": space.n_decoded, "invalid_decodes": space.n_invalid,
         "calls_this_worker": oracle.n_new, "pending_finished": n_pending,
-        "wall_s": round(wall, 3), "oracle_s": round(oracle.objective_seconds, 3),
+        "wall_s": round(time.perf_counter() - started, 3), "oracle_s": round(oracle.objective_seconds, 3),
         "db_s": round(oracle.db_seconds, 3),
         "search_s": round(search_s, 3),
         "optimizer_s_per_1000_calls": round(1000 * (search_s - oracle.objective_seconds) / max(1, oracle.n_new), 3),
         "python": platform.python_version(), "machine": platform.machine(),
     }
-    result = OptimizationResult(df=oracle.log(), objectives=[o.name for o in objectives], method=method,
-                                budget=oracle.budget, study=study_name, storage=url, stats=stats)
-    oracle.close()
-    if out_dir is not None:
-        result.save(out_dir)
-        result.plot(out_dir)
-    return result
