@@ -68,9 +68,14 @@ def save_model(path: str | Path, *, net: VAE, vocab: Vocab, config: ModelConfig,
 def load_model(path: str | Path) -> dict[str, Any]:
     """Read a model directory into the keyword arguments of :class:`molvae.api.MolVAE` (all but ``device``).
 
+    A name of a shipped model (``zinc250k``) that is not also a path here loads that model, so every
+    command that takes a model directory takes a shipped name too.
+
     :raises CheckpointError: not a model directory, unreadable or mismatched files.
     """
     path = Path(path)
+    if not path.exists() and str(path) in available_pretrained():
+        path = PRETRAINED_ROOT / str(path)
     if not path.is_dir():
         raise CheckpointError(f"{path}: model directory not found")
     missing = [f for f in MODEL_FILES if not (path / f).exists()]

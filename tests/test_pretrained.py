@@ -1,0 +1,39 @@
+"""Shipped models (molvae/pretrained/NAME): found by name everywhere; each loads, samples valid molecules
+and reproduces the encodings recorded when it was shipped."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from molvae import MolVAE
+from molvae.checkpoint import PRETRAINED_ROOT, available_pretrained
+
+
+def test_a_shipped_name_works_wherever_a_model_directory_does(tiny_model, tmp_path, monkeypatch, capsys):
+    import molvae.checkpoint as checkpoint
+    from molvae.cli import main
+
+    root = tmp_path / "pretrained"
+    tiny_model.save(root / "demo")
+    monkeypatch.setattr(checkpoint, "PRETRAINED_ROOT", root)
+    monkeypatch.chdir(tmp_path)
+    assert checkpoint.available_pretrained() == ["demo"]
+    assert MolVAE.load("demo").vocab == tiny_model.vocab
+    assert main(["sample", "demo", "-n", "5", "--quiet", "--out", str(tmp_path / "s.csv")]) == 0
+    assert main(["optimize", "demo", "--objective", "qed", "--budget", "20", "--quiet",
+                 "--out", str(tmp_path / "opt")]) == 0
+    assert (tmp_path / "opt" / "calls.csv").exists()
+
+
+@pytest.mark.parametrize("name", available_pretrained())
+def test_shipped_model_samples_valid_molecules_and_reproduces_its_encodings(name):
+    model = MolVAE.pretrained(name, device="cpu")
+    samples = model.sample(100, seed=0, progress=False)
+    assert samples["valid"].all()
+    recorded = json.loads((PRETRAINED_ROOT / name / "reference_encodings.json").read_text())
+    z = model.encode(recorded["molecules"])
+    np.testing.assert_allclose(z, np.asarray(recorded["latent_means"]), atol=2e-4)
+    assert (PRETRAINED_ROOT / name / "MODEL_CARD.md").exists()
