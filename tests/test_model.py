@@ -262,3 +262,22 @@ def test_end_of_training_evaluation_uses_the_metrics(tmp_path):
     assert metrics["validity"] == 1.0
     assert 0.0 < metrics["IntDiv"] <= 1.0 and metrics["FCD/Test"] > 0
     assert 0.0 <= metrics["novelty"] <= 1.0
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_unpacked_encoder_equals_the_packed_gru(layers):
+    """The encoder reads padded rows direction by direction: the same states and gradients as packing."""
+    from torch.nn.utils.rnn import pack_padded_sequence
+
+    from molvae.model import bidirectional_final_states
+
+    torch.manual_seed(0)
+    gru = torch.nn.GRU(8, 16, layers, batch_first=True, bidirectional=True)
+    x = torch.randn(5, 9, 8, requires_grad=True)
+    lengths = torch.tensor([9, 3, 1, 5, 7])
+    _, packed = gru(pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False))
+    ours = bidirectional_final_states(gru, x, lengths)
+    torch.testing.assert_close(ours, packed, atol=1e-6, rtol=0)
+    grads = [torch.autograd.grad(h.square().sum(), [x, *gru.parameters()]) for h in (packed, ours)]
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
