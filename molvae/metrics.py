@@ -25,8 +25,13 @@ Definitions follow the reference implementations, so numbers can sit beside publ
 Reference statistics (ChemNet mean/covariance, fingerprints, fragment and scaffold counts,
 property values, the GuacaMol subset) are cached on disk under ``$MOLVAE_CACHE/metrics`` (default
 ``~/.cache/molvae/metrics``), keyed by the reference set's content and the RDKit version, so a second
-evaluation against the same set does not recompute them. RDKit work runs in ``n_jobs`` processes;
-ChemNet and the Tanimoto matrices run on the GPU when there is one, else split over the processes.
+evaluation against the same set does not recompute them. For the named sets ``moses-test`` and
+``moses-test-scaffolds`` they ship with molvae (``molvae/reference/``, built by
+``scripts/make_reference_stats.py``), and so does the novelty index of ``moses-train``: used, with
+nothing downloaded, when they were built with the installed RDKit, for the names and for files with
+the same bytes. RDKit work runs in ``n_jobs`` processes; ChemNet and the Tanimoto matrices run on the
+GPU when there is one, else split over the processes (Tanimoto: sparse-dense products, see
+:func:`_tanimoto_reduce`).
 """
 
 from __future__ import annotations
@@ -65,6 +70,8 @@ GUACAMOL_DESCRIPTORS = ("BertzCT", "MolLogP", "MolWt", "TPSA", "NumHAcceptors", 
 MOSES_PROPERTIES = ("logP", "SA", "QED", "weight")
 STATS_VERSION = 1  # bump when what the cache holds, or how it is computed, changes
 POOL_MIN = 2000  # below this many molecules a worker pool costs more than it saves
+ROW_TILE = 1024  # rows of one Tanimoto block (SNN: 4x): the block's intersections stay in the CPU cache
+TANIMOTO_POOL_MIN = 3e8  # below this many pairs (about a second on one core) one process does the Tanimoto work
 
 METRIC_DESCRIPTIONS = {
     "n_generated": "molecules given",
@@ -356,23 +363,132 @@ def _task_chemnet(smiles: list) -> np.ndarray:
 
 # ---------------------------------------------------------------- Tanimoto matrices
 
+_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.int32)
+
+
+def _popcounts(packed: np.ndarray) -> np.ndarray:
+    """Bits set per row of packed fingerprints (int32)."""
+    if hasattr(np, "bitwise_count"):  # NumPy >= 2.0
+        return np.bitwise_count(packed).sum(axis=1, dtype=np.int32)
+    return _POPCOUNT[packed].sum(axis=1, dtype=np.int32)
+
+
 def _tanimoto_reduce(a: np.ndarray, b: np.ndarray, mode: str, weights: np.ndarray | None = None,
-                     row_offset: int = 0, device: str = "cpu", col_block: int = 8192) -> tuple:
+                     row_offset: int = 0, device: str = "cpu", col_block: int = 512) -> tuple:
     """Reduce the Tanimoto matrix between packed fingerprints ``a`` (r, bytes) and ``b`` (s, bytes).
 
     ``max``: per row of ``a`` the largest similarity to ``b`` (SNN). ``sums``: per row
     ``sum_j w_j T_ij`` and ``sum_j w_j T_ij^2`` (IntDiv). ``max_other``: like ``max`` but leaving out
     the pair (i, i + row_offset) (GuacaMol nearest-neighbour similarity within one set).
-    Intersections are exact integers (int8 matrix products on the CPU, float32 on a GPU); the
-    division is float32, like MOSES. Two empty fingerprints count as similarity 1, as in MOSES.
+    Intersections are exact integers; the division is float32, like MOSES. Two empty fingerprints
+    count as similarity 1, as in MOSES. On the CPU the intersections are sparse-dense products (each
+    row of ``a`` sums the ~40 bit-rows of a bit-major block of ``b`` it has set: ``embedding_bag``,
+    exact in fp16 up to 2048), and ``max`` needs no division per pair: within columns of equal
+    popcount ``T`` grows with the intersection, so the largest intersection of each popcount group
+    gives the row's best similarity in that group.
     """
+    if device != "cpu":
+        return _tanimoto_dense(a, b, mode, weights, row_offset, device, col_block=max(col_block, 8192))
+    import torch
+
+    pa_np, pb_all = _popcounts(a), _popcounts(b)
+    order = np.argsort(pb_all, kind="stable")  # popcount groups are contiguous columns
+    bs, pb_np = b[order], pb_all[order]
+    dtype = torch.float16 if int(pa_np.max(initial=0)) <= 2048 else torch.float32  # exact integer sums
+    tile = ROW_TILE if mode == "sums" else 4 * ROW_TILE  # max: fewer, larger fp16 blocks
+    tiles = [(i, min(len(a), i + tile)) for i in range(0, len(a), tile)]
+    bags = [_bags(a[i:j], pa_np[i:j]) for i, j in tiles]
+    pa = torch.from_numpy(pa_np)
+    if mode == "sums":
+        w = torch.from_numpy(np.asarray(weights, dtype=np.float64)[order])
+        acc = torch.zeros((2, len(a)), dtype=torch.float64)
+        zero_union = bool((pa_np == 0).any() and (pb_np == 0).any())
+    else:
+        acc = torch.zeros(len(a), dtype=torch.float32)
+    with _torch_threads(1):
+        for start in range(0, len(bs), col_block):
+            stop = min(len(bs), start + col_block)
+            weight = _bit_major(bs[start:stop], dtype)
+            for (i, j), (inputs, offsets) in zip(tiles, bags):
+                inter = torch.nn.functional.embedding_bag(inputs, weight, offsets, mode="sum")
+                if mode == "sums":
+                    acc[:, i:j] += _sim_sums(inter, pa[i:j], pb_np[start:stop], w[start:stop], zero_union)
+                    continue
+                if mode == "max_other":
+                    _exclude_self(inter, order[start:stop] - row_offset - i, j - i)
+                acc[i:j] = torch.maximum(acc[i:j], _group_best(inter, pa[i:j], pb_np[start:stop]))
+    if mode == "sums":
+        return acc[0].numpy(), acc[1].numpy()
+    return (acc.numpy().astype(np.float64),)
+
+
+def _sim_sums(inter, pa, pb: np.ndarray, w, zero_union: bool):
+    """(2, rows): ``sum_j w_j T_ij`` and ``sum_j w_j T_ij^2`` of one block, T in float32 as MOSES has it."""
+    import torch
+
+    sim = inter.float()
+    union = (pa[:, None].float() + torch.from_numpy(pb)[None, :].float()).sub_(sim)  # exact: integers < 2**24
+    empty = union == 0 if zero_union else None
+    sim.div_(union.clamp_(min=1))
+    if empty is not None:
+        sim.masked_fill_(empty, 1.0)
+    simd = sim.double()
+    s1 = simd @ w
+    return torch.stack([s1, simd.mul_(simd) @ w])
+
+
+def _bags(a: np.ndarray, pa: np.ndarray) -> tuple:
+    """The set bits of each row of packed ``a`` as ``embedding_bag`` inputs and offsets."""
+    import torch
+
+    _, bits = np.nonzero(np.unpackbits(a, axis=1))
+    offsets = np.zeros(len(a), dtype=np.int64)
+    np.cumsum(pa[:-1], out=offsets[1:])
+    return torch.from_numpy(bits.astype(np.int64)), torch.from_numpy(offsets)
+
+
+def _bit_major(b_block: np.ndarray, dtype):
+    """A block of packed fingerprints as an ``embedding_bag`` weight: row k lists which columns have bit k."""
+    import torch
+
+    unpacked = torch.from_numpy(np.unpackbits(b_block, axis=1))
+    weight = torch.empty((unpacked.shape[1], unpacked.shape[0]), dtype=dtype)
+    return weight.copy_(unpacked.T)
+
+
+def _exclude_self(inter, rows: np.ndarray, r: int) -> None:
+    """Set the intersection of each column with its own row to -1 (never a best match)."""
+    import torch
+
+    cols = np.flatnonzero((rows >= 0) & (rows < r))
+    if len(cols):
+        inter[torch.from_numpy(rows[cols]), torch.from_numpy(cols)] = -1
+
+
+def _group_best(inter, pa, pb: np.ndarray):
+    """Per row the best float32 Tanimoto over columns sorted by popcount ``pb``."""
+    import torch
+
+    best = torch.zeros(inter.shape[0], dtype=torch.float32)
+    cuts = np.flatnonzero(np.diff(pb)) + 1
+    for lo, hi in zip(np.r_[0, cuts].tolist(), np.r_[cuts, len(pb)].tolist()):
+        c = inter[:, lo:hi].amax(dim=1).to(torch.int32)
+        union = pa + int(pb[lo]) - c
+        sim = c.float() / union.clamp(min=1).float()
+        sim = torch.where(union == 0, torch.ones_like(sim), sim)
+        best = torch.maximum(best, sim)
+    return best
+
+
+def _tanimoto_dense(a: np.ndarray, b: np.ndarray, mode: str, weights: np.ndarray | None, row_offset: int,
+                    device: str, col_block: int) -> tuple:
+    """:func:`_tanimoto_reduce` on a GPU: dense float32 products of unpacked bits, column block by block."""
     import torch
 
     dev = torch.device(device)
-    cuda = dev.type == "cuda"
     A = torch.from_numpy(np.unpackbits(a, axis=1))
     pa = A.sum(1, dtype=torch.int32).to(dev)
-    A = A.to(dev, torch.float32 if cuda else torch.int8)
+    A = A.to(dev, torch.float32)
     r = A.shape[0]
     if mode == "sums":
         s1 = torch.zeros(r, dtype=torch.float64, device=dev)
@@ -382,14 +498,8 @@ def _tanimoto_reduce(a: np.ndarray, b: np.ndarray, mode: str, weights: np.ndarra
     for start in range(0, b.shape[0], col_block):
         B = torch.from_numpy(np.unpackbits(b[start:start + col_block], axis=1))
         pb = B.sum(1, dtype=torch.int32).to(dev)
-        B = B.to(dev, torch.float32 if cuda else torch.int8)
-        if cuda:
-            inter = (A @ B.T).to(torch.int32)
-        else:
-            try:
-                inter = torch._int_mm(A, B.T)
-            except RuntimeError:  # pragma: no cover - builds without the int8 kernel
-                inter = (A.float() @ B.float().T).to(torch.int32)
+        B = B.to(dev, torch.float32)
+        inter = (A @ B.T).to(torch.int32)
         union = (pa[:, None] + pb[None, :]) - inter
         sim = inter.float() / union.clamp(min=1).float()
         if bool((union == 0).any()):
@@ -412,10 +522,11 @@ def _tanimoto_reduce(a: np.ndarray, b: np.ndarray, mode: str, weights: np.ndarra
 
 
 def _task_tanimoto(args: tuple) -> tuple:
-    a_key, rows, b_key, mode, w_key = args
-    a = _SHARED[a_key][rows[0]:rows[1]]
-    w = _SHARED[w_key] if w_key else None
-    return _tanimoto_reduce(a, _SHARED[b_key], mode, w, row_offset=rows[0])
+    """One column span of ``b``, all rows of ``a`` (``a`` and ``b`` are the same set for max_other)."""
+    a_key, cols, b_key, mode, w_key = args
+    b = _SHARED[b_key][cols[0]:cols[1]]
+    w = _SHARED[w_key][cols[0]:cols[1]] if w_key else None
+    return _tanimoto_reduce(_SHARED[a_key], b, mode, w, row_offset=-cols[0])
 
 
 # ============================================================================================
@@ -657,21 +768,30 @@ def _activations(smiles: list[str], runner: _Runner, device: str, progress: bool
 
 def _tanimoto(runner: _Runner, a_key: str, b_key: str, mode: str, w_key: str | None, device: str,
               progress: bool, desc: str) -> tuple:
-    """Tanimoto reductions of shared packed fingerprints (see :func:`_tanimoto_reduce`)."""
+    """Tanimoto reductions of shared packed fingerprints (see :func:`_tanimoto_reduce`).
+
+    On the CPU the columns (``b``) are split over the processes, every process taking all rows,
+    so each fingerprint of ``b`` is unpacked once; the partial maxima or sums are then combined.
+    """
     a, b = runner.shared[a_key], runner.shared[b_key]
     w = runner.shared[w_key] if w_key else None
     if device != "cpu":  # one process drives the GPU; row blocks bound its memory (~1 GB per temporary)
         parts = [_tanimoto_reduce(a[i:i + 8192], b, mode, w, row_offset=i, device=device, col_block=32768)
                  for i in range(0, len(a), 8192)]
         return tuple(np.concatenate([p[k] for p in parts]) for k in range(len(parts[0])))
-    spans = _chunks(len(a), runner.n_jobs, lo=256, hi=2048)
-    bar = _bar(len(a), desc, progress)
+    parallel = len(a) * len(b) >= TANIMOTO_POOL_MIN and runner.n_jobs > 1
+    n_spans = 2 * runner.n_jobs if parallel else 1
+    size = max(1, -(-len(b) // n_spans))
+    spans = [(i, min(len(b), i + size)) for i in range(0, max(1, len(b)), size)]
+    bar = _bar(len(b), desc, progress)
     try:
         parts = runner.map(_task_tanimoto, [(a_key, span, b_key, mode, w_key) for span in spans],
-                           [y - x for x, y in spans], parallel=len(a) * len(b) >= 4e7, bar=bar)
+                           [y - x for x, y in spans], parallel=parallel, bar=bar)
     finally:
         bar.close()
-    return tuple(np.concatenate([p[k] for p in parts]) for k in range(len(parts[0])))
+    if mode == "sums":
+        return tuple(np.sum([p[k] for p in parts], axis=0) for k in range(2))
+    return (np.max([p[0] for p in parts], axis=0),)
 
 
 def _mean_cov(acts: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -784,9 +904,9 @@ class ReferenceStats:
                    scaf=meta["scaf"], **arrays)
 
 
-def _savez(path: str, arrays: dict[str, np.ndarray]) -> None:
-    with open(path, "wb") as fh:
-        np.savez(fh, **arrays)
+def _savez(path: str, arrays: dict[str, np.ndarray], compressed: bool = False) -> None:
+    with open(path, "wb") as fh:  # a file object: NumPy would add ".npz" to a path
+        (np.savez_compressed if compressed else np.savez)(fh, **arrays)
 
 
 def _guacamol_subset(n: int) -> np.ndarray:
@@ -844,13 +964,16 @@ def reference_statistics(ref: Any, n_jobs: int | None = None, device: str = "aut
 
     The cache key hashes the file's bytes (or, for an in-memory list, its SMILES in order), the
     statistics format and the RDKit version; entries live in ``cache_dir`` (default
-    ``$MOLVAE_CACHE/metrics``).
+    ``$MOLVAE_CACHE/metrics``). Statistics shipped with molvae for that key come first.
     """
     return _reference_stats(ref, "reference set", _n_jobs(n_jobs), _resolve_device(device), cache_dir, progress)
 
 
-def _source(source: Any, what: str, kind: str) -> tuple[str, Path | list[str | None]]:
-    """(cache key, file path or SMILES list) of a reference or training set, without parsing files."""
+def _source(source: Any, what: str, kind: str) -> tuple[str, str | Path | list[str | None]]:
+    """(cache key, file path, named set or SMILES list) of a reference or training set, without parsing files.
+
+    A named set whose statistics ship with molvae keeps its name (nothing is downloaded).
+    """
     import hashlib
 
     import rdkit
@@ -862,6 +985,9 @@ def _source(source: Any, what: str, kind: str) -> tuple[str, Path | list[str | N
 
             if str(source) not in DATASETS:
                 raise DataError(f"{what}: {source}: no such file or named dataset (named sets: {', '.join(DATASETS)})")
+            shipped = _shipped(str(source), kind)
+            if shipped is not None:  # statistics ship with molvae: no download unless they fail to load
+                return shipped[0], str(source)
             path = named_dataset(str(source))
         if path.is_file():
             h = hashlib.blake2b(digest_size=16)
@@ -878,7 +1004,7 @@ def _reference_stats(ref: Any, what: str, n_jobs: int, device: str, cache_dir: s
                      progress: bool) -> ReferenceStats:
     key, src = _source(ref, what, "ref")
     root = _cache_root(cache_dir)
-    stats = ReferenceStats.load(root, key)
+    stats = _load_shipped_reference(key) or ReferenceStats.load(root, key)
     if stats is None:
         smiles = src if isinstance(src, list) else _read_list(src, what)
         stats = _compute_reference_stats(smiles, key, n_jobs, device, progress)
@@ -901,6 +1027,9 @@ def _train_hashes(train: Any, n_jobs: int, cache_dir: str | Path | None,
     if isinstance(train, np.ndarray) and train.dtype == np.uint64:
         return np.sort(train), None
     key, src = _source(train, "training set", "train")
+    shipped = _load_shipped_train(key)
+    if shipped is not None:
+        return shipped
     root = _cache_root(cache_dir)
     path = root / f"train-{key}.npz"
     if path.exists():
@@ -929,6 +1058,144 @@ def _train_hashes(train: Any, n_jobs: int, cache_dir: str | Path | None,
     except OSError as exc:
         warnings.warn(f"could not cache training-set hashes in {root}: {exc}", stacklevel=3)
     return stereo, nostereo
+
+
+# ---------------------------------------------------------------- statistics shipped for the named sets
+
+REFERENCE_DIR = Path(__file__).with_name("reference")
+SHIPPED_FORMAT = 1  # layout of molvae/reference/ (index.json + one .npz per named set)
+
+
+def _shipped_index(directory: Path | None = None) -> dict[str, dict]:
+    """The entries of ``index.json`` in the shipped statistics folder ({} when absent or unreadable)."""
+    path = (directory or REFERENCE_DIR) / "index.json"
+    try:
+        index = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return index.get("sets", {}) if isinstance(index, dict) and index.get("format") == SHIPPED_FORMAT else {}
+
+
+def _shipped(name_or_key: str, kind: str) -> tuple[str, Path] | None:
+    """(content key, file) of the statistics shipped for a named set or a content key, or None.
+
+    Only entries built with this RDKit and this ``STATS_VERSION`` count (a content key contains
+    both already); another RDKit recomputes, as the cache would.
+    """
+    import rdkit
+
+    for name, entry in _shipped_index().items():
+        if entry.get("kind") != kind or name_or_key not in (name, entry.get("key")):
+            continue
+        if entry.get("rdkit") == rdkit.__version__ and entry.get("stats_version") == STATS_VERSION:
+            path = REFERENCE_DIR / str(entry.get("file"))
+            if path.is_file():
+                return str(entry["key"]), path
+    return None
+
+
+def _read_shipped(key: str, kind: str) -> dict[str, np.ndarray] | None:
+    """The arrays of the shipped file for ``key``, or None if none ships or it is not that key's."""
+    found = _shipped(key, kind)
+    if found is None:
+        return None
+    try:
+        with np.load(found[1], allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+        meta = json.loads(str(arrays.pop("meta")))
+    except (OSError, ValueError, KeyError):
+        meta = {}
+    if meta.get("key") != key or meta.get("version") != STATS_VERSION:
+        warnings.warn(f"{found[1]}: stale shipped statistics (not those of this set, RDKit and molvae); "
+                      "recomputing", stacklevel=4)
+        return None
+    arrays["meta"] = meta
+    return arrays
+
+
+def _load_shipped_reference(key: str) -> ReferenceStats | None:
+    """Shipped reference statistics with this content key, or None."""
+    arrays = _read_shipped(key, "ref")
+    if arrays is None:
+        return None
+    meta = arrays.pop("meta")
+    counts = {}
+    for name in ("frag", "scaf"):
+        keys = arrays.pop(f"{name}_keys").tobytes().decode("utf-8").split("\n")
+        counts[name] = dict(zip(keys, arrays.pop(f"{name}_counts").tolist())) if keys != [""] else {}
+    return ReferenceStats(key=key, n_input=meta["n_input"], n_invalid=meta["n_invalid"], **counts,
+                          **{k: arrays[k] for k in ReferenceStats._ARRAYS})
+
+
+def _load_shipped_train(key: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """Shipped training-set hashes (with, without stereo) with this content key, or None."""
+    arrays = _read_shipped(key, "train")
+    if arrays is None:
+        return None
+    stereo = _unpack_hashes(arrays["stereo_buckets"], arrays["stereo_low"])
+    nostereo = stereo[arrays["nostereo_in_stereo"].view(bool)]
+    if len(arrays["nostereo_extra"]):
+        nostereo = np.union1d(nostereo, arrays["nostereo_extra"])
+    return stereo, nostereo
+
+
+def _pack_hashes(sorted_hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted uint64 -> (counts per top-16-bit bucket, low 48 bits as 6 little-endian bytes): 6 bytes a hash."""
+    buckets = np.bincount((sorted_hashes >> np.uint64(48)).astype(np.int64), minlength=1 << 16).astype(np.uint32)
+    low = sorted_hashes.astype("<u8").view(np.uint8).reshape(-1, 8)[:, :6]
+    return buckets, np.ascontiguousarray(low)
+
+
+def _unpack_hashes(buckets: np.ndarray, low: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`_pack_hashes`."""
+    full = np.zeros((len(low), 8), dtype=np.uint8)
+    full[:, :6] = low
+    out = full.view("<u8").reshape(-1).astype(np.uint64)
+    out |= np.repeat(np.arange(1 << 16, dtype=np.uint64) << np.uint64(48), buckets.astype(np.int64))
+    return out
+
+
+def _ship(directory: Path, name: str, kind: str, key: str, sha256: str, arrays: dict[str, np.ndarray],
+          meta: dict[str, Any]) -> Path:
+    """Write one shipped statistics file (compressed .npz, no pickle) and its ``index.json`` entry."""
+    import rdkit
+
+    from molvae.io import atomic_write
+
+    meta = {"key": key, "version": STATS_VERSION, "rdkit": rdkit.__version__, **meta}
+    arrays = {**arrays, "meta": np.array(json.dumps(meta))}
+    path = atomic_write(directory / f"{name}.npz", lambda tmp: _savez(tmp, arrays, compressed=True))
+    os.chmod(path, 0o644)
+    sets = _shipped_index(directory)
+    sets[name] = {"kind": kind, "file": path.name, "key": key, "rdkit": rdkit.__version__,
+                  "stats_version": STATS_VERSION, "source_sha256": sha256, "bytes": path.stat().st_size}
+    index = {"format": SHIPPED_FORMAT, "sets": dict(sorted(sets.items()))}
+    written = atomic_write(directory / "index.json",
+                           lambda tmp: Path(tmp).write_text(json.dumps(index, indent=1) + "\n", encoding="utf-8"))
+    os.chmod(written, 0o644)
+    return path
+
+
+def _ship_reference(directory: Path, name: str, sha256: str, stats: ReferenceStats) -> Path:
+    """Ship reference statistics (``scripts/make_reference_stats.py``)."""
+    arrays = {k: getattr(stats, k) for k in ReferenceStats._ARRAYS}
+    for what in ("frag", "scaf"):
+        counts = getattr(stats, what)
+        arrays[f"{what}_keys"] = np.frombuffer("\n".join(counts).encode("utf-8"), dtype=np.uint8)
+        arrays[f"{what}_counts"] = np.fromiter(counts.values(), dtype=np.int64, count=len(counts))
+    return _ship(directory, name, "ref", stats.key, sha256, arrays,
+                 {"n_input": stats.n_input, "n_invalid": stats.n_invalid})
+
+
+def _ship_train(directory: Path, name: str, key: str, sha256: str, stereo: np.ndarray,
+                nostereo: np.ndarray) -> Path:
+    """Ship a training set's novelty index: the stereo hashes packed, the stereo-free ones as a subset mask
+    of them plus the few that are not among them."""
+    buckets, low = _pack_hashes(stereo)
+    in_stereo = np.isin(stereo, nostereo)
+    arrays = {"stereo_buckets": buckets, "stereo_low": low, "nostereo_in_stereo": in_stereo.view(np.uint8),
+              "nostereo_extra": np.setdiff1d(nostereo, stereo)}
+    return _ship(directory, name, "train", key, sha256, arrays, {"n_stereo": len(stereo), "n_nostereo": len(nostereo)})
 
 
 # ============================================================================================

@@ -203,6 +203,47 @@ def test_tanimoto_reduce_matches_brute_force(mode):
         np.testing.assert_allclose(res[0], sim.max(1), rtol=1e-6)
 
 
+def _brute_tanimoto(a, b):
+    inter = a.astype(float) @ b.T.astype(float)
+    union = a.sum(1)[:, None] + b.sum(1)[None, :] - inter
+    return np.where(union == 0, 1.0, inter / np.maximum(union, 1))
+
+
+@pytest.mark.parametrize("bits", [1024, 4096])
+def test_tanimoto_popcount_groups_and_process_split_match_brute_force(bits, monkeypatch):
+    """Many popcount groups, row tiles, empty rows, duplicates, and columns split over two worker
+    processes: the same float32 values as dividing every pair."""
+    rng = np.random.default_rng(bits)
+    density = rng.uniform(0.005, 0.08, size=(300, 1))
+    a = (rng.random((300, bits)) < density).astype(np.uint8)
+    a[0], a[7] = 0, a[3]
+    b = np.concatenate([a[::-1], (rng.random((500, bits)) < 0.03).astype(np.uint8)])
+    pa, pb = np.packbits(a, axis=1), np.packbits(b, axis=1)
+    sim = _brute_tanimoto(a, b).astype(np.float32)
+    w = rng.integers(1, 4, len(a)).astype(float)
+    monkeypatch.setattr(M, "TANIMOTO_POOL_MIN", 0)  # use the pool even for these small sets
+    monkeypatch.setattr(M, "ROW_TILE", 32)  # and several row tiles
+    with M._Runner(2, {"a": pa, "b": pb, "w": w}) as runner:
+        (best,) = M._tanimoto(runner, "a", "b", "max", None, "cpu", False, "")
+        (other,) = M._tanimoto(runner, "a", "a", "max_other", None, "cpu", False, "")
+        s1, s2 = M._tanimoto(runner, "a", "a", "sums", "w", "cpu", False, "")
+    np.testing.assert_array_equal(best, sim.max(1))
+    self_sim = _brute_tanimoto(a, a).astype(np.float32)
+    np.testing.assert_allclose(s1, self_sim.astype(float) @ w, rtol=1e-12)
+    np.testing.assert_allclose(s2, (self_sim.astype(float) ** 2) @ w, rtol=1e-12)
+    np.fill_diagonal(self_sim, 0)
+    np.testing.assert_array_equal(other, self_sim.max(1))
+
+
+def test_hash_packing_round_trip():
+    rng = np.random.default_rng(3)
+    h = np.unique(np.r_[rng.integers(0, 2**63, 5000, dtype=np.uint64) * np.uint64(2),
+                        np.array([0, 2**64 - 1], dtype=np.uint64)])
+    buckets, low = M._pack_hashes(h)
+    assert low.shape == (len(h), 6) and buckets.sum() == len(h)
+    np.testing.assert_array_equal(M._unpack_hashes(buckets, low), h)
+
+
 def test_chemnet_tokens_match_fcd_torch():
     from fcd_torch.utils import get_one_hot
 
@@ -320,3 +361,87 @@ def test_cli_evaluate_unknown_reference(tmp_path, capsys):
     rc = main(["evaluate", str(gen), "--ref", "no-such-set", "--out", str(tmp_path)])
     err = capsys.readouterr().err
     assert rc == 1 and "no-such-set" in err and "Traceback" not in err
+
+
+# ---------------------------------------------------------------------------------------------- shipped statistics
+
+@pytest.fixture()
+def shipped(sample_smiles, tmp_path, monkeypatch):
+    """A shipped-statistics folder holding "moses-test" and "moses-train" built from small lists;
+    the named sets' files (what a download would give) are local copies of those lists."""
+    from molvae import data as D
+    from molvae.io import smiles_hashes
+
+    ref, train = sample_smiles[500:620], sample_smiles[700:900]
+    files = {"moses-test": tmp_path / "ref.smi", "moses-train": tmp_path / "train.smi"}
+    files["moses-test"].write_text("\n".join(ref) + "\n")
+    files["moses-train"].write_text("\n".join(train) + "\n")
+    monkeypatch.setattr(M, "REFERENCE_DIR", tmp_path / "reference")
+    downloads = []
+
+    def fake_named_dataset(name, *args, **kwargs):
+        downloads.append(name)
+        return files[name]
+
+    monkeypatch.setattr(D, "named_dataset", fake_named_dataset)
+    stats = M.reference_statistics(files["moses-test"], n_jobs=1, device="cpu", cache_dir=tmp_path / "c",
+                                   progress=False)
+    M._ship_reference(M.REFERENCE_DIR, "moses-test", "sha", stats)
+    key, _ = M._source(files["moses-train"], "training set", "train")
+    canon = _valid_canonical(train)
+    nostereo = [Chem.MolToSmiles(Chem.MolFromSmiles(s), isomericSmiles=False) for s in canon]
+    M._ship_train(M.REFERENCE_DIR, "moses-train", key, "sha", np.unique(smiles_hashes(canon)),
+                  np.unique(smiles_hashes(nostereo + ["only-without-stereo"])))
+    downloads.clear()
+    return files, downloads
+
+
+def test_shipped_statistics_serve_named_sets_without_download(shipped, sample_smiles, tmp_path):
+    files, downloads = shipped
+    gen = sample_smiles[:60] + INVALID
+    kw = dict(n_jobs=1, device="cpu", progress=False)
+    named = M.evaluate(gen, ref="moses-test", train="moses-train", cache_dir=tmp_path / "empty", **kw)
+    assert downloads == [] and not (tmp_path / "empty").exists()  # nothing fetched, nothing computed
+    from_files = M.evaluate(gen, ref=files["moses-test"], train=files["moses-train"], cache_dir=tmp_path / "e2", **kw)
+    computed = M.evaluate(gen, ref=sample_smiles[500:620], train=sample_smiles[700:900],
+                          cache_dir=tmp_path / "e3", **kw)
+    assert named == from_files == computed
+    assert (tmp_path / "e3").exists() and not (tmp_path / "e2").exists()  # the same bytes use the shipped file
+
+
+def test_shipped_statistics_of_another_rdkit_or_stale_are_recomputed(shipped, sample_smiles, tmp_path):
+    files, downloads = shipped
+    index_path = M.REFERENCE_DIR / "index.json"
+    index = json.loads(index_path.read_text())
+    good = M.evaluate(sample_smiles[:40], ref="moses-test", n_jobs=1, device="cpu", cache_dir=tmp_path / "a",
+                      progress=False)
+    index["sets"]["moses-test"]["rdkit"] = "1999.03.1"
+    index_path.write_text(json.dumps(index))
+    other = M.evaluate(sample_smiles[:40], ref="moses-test", n_jobs=1, device="cpu", cache_dir=tmp_path / "b",
+                       progress=False)
+    assert downloads == ["moses-test"] and other == good
+    index["sets"]["moses-test"]["rdkit"] = Chem.rdBase.rdkitVersion
+    index["sets"]["moses-test"]["file"] = "moses-train.npz"  # a file that is not this set's
+    index_path.write_text(json.dumps(index))
+    with pytest.warns(UserWarning, match="stale"):
+        stale = M.evaluate(sample_smiles[:40], ref="moses-test", n_jobs=1, device="cpu",
+                           cache_dir=tmp_path / "c", progress=False)
+    assert stale == good and (tmp_path / "c").exists()
+
+
+def test_shipped_files_load():
+    """What ships in molvae/reference/ loads without pickle and holds what the metrics need."""
+    sets = M._shipped_index()
+    if not sets:
+        pytest.skip("no shipped statistics in this checkout")
+    for name, entry in sets.items():
+        if M._shipped(name, entry["kind"]) is None:
+            continue  # built with another RDKit: evaluate recomputes (tested above)
+        if entry["kind"] == "ref":
+            stats = M._load_shipped_reference(entry["key"])
+            assert stats.fps.dtype == np.uint8 and stats.fps.shape[1] == M.FP_BITS // 8
+            assert stats.fcd_sigma.shape == (512, 512) and len(stats.props) == stats.n_input - stats.n_invalid
+            assert stats.frag and stats.scaf
+        else:
+            stereo, nostereo = M._load_shipped_train(entry["key"])
+            assert len(stereo) and np.all(np.diff(stereo) > 0) and np.all(np.diff(nostereo) > 0)
