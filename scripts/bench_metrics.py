@@ -76,9 +76,9 @@ def generated(args) -> list:
     """The generated set both sides score."""
     if args.generated:
         sys.path.insert(0, str(ROOT))
-        from molvae.metrics import _read_generated
+        from molvae.data import read_generated
 
-        return _read_generated(args.generated)[: args.n]
+        return read_generated(args.generated)[: args.n]
     if args.source == "scaffolds":
         return read_column(args.data / "moses_test_scaffolds.csv.gz", args.n) + ["C1CC", "not a smiles"]
     from check_metrics_vs_moses import make_generated

@@ -70,7 +70,7 @@ def _cos(a: Counter, b: Counter) -> float:
 def _filters_slow(mol, alerts=[]) -> bool:
     """MOSES mol_passes_filters written out plainly: every alert matched, no screening."""
     if not alerts:
-        with open(Path(M.__file__).with_name("data") / "moses_filters.csv", newline="") as fh:
+        with open(Path(M.__file__).parent.with_name("data") / "moses_filters.csv", newline="") as fh:
             alerts.extend(Chem.MolFromSmarts(r["smarts"]) for r in csv.DictReader(fh))
     if any(len(r) >= 8 for r in mol.GetRingInfo().AtomRings()):
         return False
@@ -221,8 +221,8 @@ def test_tanimoto_popcount_groups_and_process_split_match_brute_force(bits, monk
     pa, pb = np.packbits(a, axis=1), np.packbits(b, axis=1)
     sim = _brute_tanimoto(a, b).astype(np.float32)
     w = rng.integers(1, 4, len(a)).astype(float)
-    monkeypatch.setattr(M, "TANIMOTO_POOL_MIN", 0)  # use the pool even for these small sets
-    monkeypatch.setattr(M, "ROW_TILE", 32)  # and several row tiles
+    monkeypatch.setattr(M._similarity, "TANIMOTO_POOL_MIN", 0)  # use the pool even for these small sets
+    monkeypatch.setattr(M._similarity, "ROW_TILE", 32)  # and several row tiles
     with M._Runner(2, {"a": pa, "b": pb, "w": w}) as runner:
         (best,) = M._tanimoto(runner, "a", "b", "max", None, "cpu", False, "")
         (other,) = M._tanimoto(runner, "a", "a", "max_other", None, "cpu", False, "")
@@ -294,7 +294,7 @@ def test_reference_statistics_are_cached(sample_smiles, tmp_path, monkeypatch):
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(M, "_compute_reference_stats", counting)
+    monkeypatch.setattr(M._reference, "_compute_reference_stats", counting)
     ref_file = tmp_path / "ref.smi"
     ref_file.write_text("\n".join(sample_smiles[:80]) + "\n")
     kw = dict(ref=ref_file, n_jobs=1, device="cpu", cache_dir=tmp_path / "cache", progress=False)
@@ -376,7 +376,7 @@ def shipped(sample_smiles, tmp_path, monkeypatch):
     files = {"moses-test": tmp_path / "ref.smi", "moses-train": tmp_path / "train.smi"}
     files["moses-test"].write_text("\n".join(ref) + "\n")
     files["moses-train"].write_text("\n".join(train) + "\n")
-    monkeypatch.setattr(M, "REFERENCE_DIR", tmp_path / "reference")
+    monkeypatch.setattr(M._reference, "REFERENCE_DIR", tmp_path / "reference")
     downloads = []
 
     def fake_named_dataset(name, *args, **kwargs):
@@ -386,11 +386,11 @@ def shipped(sample_smiles, tmp_path, monkeypatch):
     monkeypatch.setattr(D, "named_dataset", fake_named_dataset)
     stats = M.reference_statistics(files["moses-test"], n_jobs=1, device="cpu", cache_dir=tmp_path / "c",
                                    progress=False)
-    M._ship_reference(M.REFERENCE_DIR, "moses-test", "sha", stats)
+    M._ship_reference(M._reference.REFERENCE_DIR, "moses-test", "sha", stats)
     key, _ = M._source(files["moses-train"], "training set", "train")
     canon = _valid_canonical(train)
     nostereo = [Chem.MolToSmiles(Chem.MolFromSmiles(s), isomericSmiles=False) for s in canon]
-    M._ship_train(M.REFERENCE_DIR, "moses-train", key, "sha", np.unique(smiles_hashes(canon)),
+    M._ship_train(M._reference.REFERENCE_DIR, "moses-train", key, "sha", np.unique(smiles_hashes(canon)),
                   np.unique(smiles_hashes(nostereo + ["only-without-stereo"])))
     downloads.clear()
     return files, downloads
@@ -411,7 +411,7 @@ def test_shipped_statistics_serve_named_sets_without_download(shipped, sample_sm
 
 def test_shipped_statistics_of_another_rdkit_or_stale_are_recomputed(shipped, sample_smiles, tmp_path):
     files, downloads = shipped
-    index_path = M.REFERENCE_DIR / "index.json"
+    index_path = M._reference.REFERENCE_DIR / "index.json"
     index = json.loads(index_path.read_text())
     good = M.evaluate(sample_smiles[:40], ref="moses-test", n_jobs=1, device="cpu", cache_dir=tmp_path / "a",
                       progress=False)
