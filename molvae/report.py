@@ -139,6 +139,18 @@ def write_report(source: Any, out: str | Path, ref: Any = None, model: "MolVAE |
     the metrics are computed (:func:`molvae.metrics.evaluate`) unless ``metrics`` are given or a
     ``metrics.json`` sits in the run directory.
     """
+    from molvae.chem import quiet_rdkit
+
+    with quiet_rdkit():  # generated molecules are data: RDKit's warnings about them are not news
+        return _write_report(source, out, ref=ref, model=model, train=train, metrics=metrics, n_sample=n_sample,
+                             color_by=color_by, n_jobs=n_jobs, device=device, cache_dir=cache_dir,
+                             progress=progress)
+
+
+def _write_report(source: Any, out: str | Path, ref: Any = None, model: "MolVAE | str | Path | None" = None,
+                  train: Any = None, metrics: dict | None = None, n_sample: int = 2000, color_by: str = "logp",
+                  n_jobs: int | None = None, device: str = "auto", cache_dir: str | Path | None = None,
+                  progress: bool = True) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     figures: list[Path] = []
