@@ -177,27 +177,31 @@ class MolVAE:
                 label: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """Padded token ids and lengths of molecules; an unusable one is a typed error naming its position
         and input (``label=False``: without the position, for one molecule)."""
-        from molvae.chem import mol_from_smiles, to_canonical
-        from molvae.errors import TooLongError, UnknownTokenError
-        from molvae.vocab import smiles_to_selfies
-
         rows = []
         for i, m in enumerate(molecules):
             name = m if isinstance(m, str) else f"molecule {i}"
             where = (f"input {i + 1} {name!r}: ", f"input {i + 1}: ") if label else (f"{name!r}: ", "")
-            try:
-                mol = mol_from_smiles(m)
-            except InvalidSmilesError as exc:
-                raise InvalidSmilesError(f"{where[1]}{exc}") from None
-            selfies = smiles_to_selfies(to_canonical(mol, stereo=self.config.stereo,
-                                                     largest_fragment=self.config.largest_fragment))
-            if selfies is None:
-                raise InvalidSmilesError(f"{where[0]}cannot be encoded as SELFIES")
-            try:
-                rows.append(self.vocab.encode(selfies, max_len=self.config.max_len, skip_unknown=skip_unknown))
-            except (UnknownTokenError, TooLongError) as exc:
-                raise type(exc)(f"{where[0]}{exc}") from None
+            rows.append(self._token_row(m, skip_unknown, where))
         return pad_rows(rows, self.vocab.pad_id, min_length=1)
+
+    def _token_row(self, molecule: Any, skip_unknown: bool, where: tuple[str, str] = ("", "")) -> list[int]:
+        """Token ids of one molecule; errors are prefixed with ``where`` (with and without its input)."""
+        from molvae.chem import mol_from_smiles, to_canonical
+        from molvae.errors import TooLongError, UnknownTokenError
+        from molvae.vocab import smiles_to_selfies
+
+        try:
+            mol = mol_from_smiles(molecule)
+        except InvalidSmilesError as exc:
+            raise InvalidSmilesError(f"{where[1]}{exc}") from None
+        selfies = smiles_to_selfies(to_canonical(mol, stereo=self.config.stereo,
+                                                 largest_fragment=self.config.largest_fragment))
+        if selfies is None:
+            raise InvalidSmilesError(f"{where[0]}cannot be encoded as SELFIES")
+        try:
+            return self.vocab.encode(selfies, max_len=self.config.max_len, skip_unknown=skip_unknown)
+        except (UnknownTokenError, TooLongError) as exc:
+            raise type(exc)(f"{where[0]}{exc}") from None
 
     # ------------------------------------------------------------------ conditions
     def _spec(self, condition: Any) -> ConditionSpec | None:
@@ -338,22 +342,23 @@ class MolVAE:
             from molvae.data import read_smiles
 
             molecules = read_smiles(molecules)["input"].tolist()
-        usable = [m for m in molecules if self._encodable(m, skip_unknown)]
-        if len(usable) < 2 * components:
+        rows = []
+        for m in molecules:  # each molecule parsed once; the unusable ones are skipped
+            try:
+                rows.append(self._token_row(m, skip_unknown))
+            except (InvalidSmilesError, ValueError):
+                continue
+        if len(rows) < 2 * components:
             raise ConfigError(f"need at least {2 * components} usable molecules to fit {components} components, "
-                              f"got {len(usable)}")
-        z = torch.as_tensor(self.encode(usable, skip_unknown=skip_unknown))
+                              f"got {len(rows)}")
+        with torch.no_grad():
+            z = torch.cat([self.net.encode(*(t.to(self.device) for t in pad_rows(rows[s:s + 1024], self.vocab.pad_id,
+                                                                                  min_length=1)))[0].float().cpu()
+                           for s in range(0, len(rows), 1024)])
         self.latent_prior = LatentMixture.fit(z, components=components, seed=seed)
         if save and self.path is not None:
             self.latent_prior.save(self.path / LATENT_PRIOR_FILE)
         return self.latent_prior
-
-    def _encodable(self, molecule: Any, skip_unknown: bool) -> bool:
-        try:
-            self._tokens([molecule], skip_unknown)
-            return True
-        except (InvalidSmilesError, ValueError):
-            return False
 
     @torch.no_grad()
     def prior_log_prob(self, z: np.ndarray | torch.Tensor,

@@ -147,11 +147,13 @@ def tokenize_cached(data: PreparedData, vocab: Vocab, max_len: int) -> tuple[tor
         pass
     tokens, lengths = tokenize(data.selfies, vocab, max_len)
     dtype = np.uint8 if len(vocab) <= 256 else np.int32
+    tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=".tokens.", suffix=".npz", dir=path.parent)
         os.close(fd)
         np.savez(tmp, tokens=tokens.numpy().astype(dtype), lengths=lengths.numpy().astype(np.int32))
         os.replace(tmp, path)
-    except OSError:
-        Path(tmp).unlink(missing_ok=True)
+    except OSError:  # a read-only or full cache disk costs speed, never the run
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
     return tokens, lengths
