@@ -4,7 +4,8 @@
     python scripts/campaign.py moses --minutes 100
     python scripts/campaign.py moses --status             # the learning curve so far, no training
 
-The campaign's settings are ``models/NAME/campaign.json`` (data file, config); its state is the run
+The campaign's settings are ``models/NAME/campaign.json`` (data file, config, and optional
+``resume_settings``: evaluation and checkpoint settings a resumed stretch may change); its state is the run
 directory itself: ``checkpoint.pt`` (compact: bf16 optimizer moments), ``train_log.csv`` (one row per
 evaluation, with cumulative train and CPU minutes) and the small files a resume needs. A stretch ends
 cleanly after ``--minutes`` of training (then evaluates and writes the checkpoint), so commit the folder
@@ -63,6 +64,8 @@ def main() -> None:
            "--set", f"max_minutes={args.minutes}"]
     if (run / "checkpoint.pt").exists():
         cmd.append("--resume")
+        for key, value in spec.get("resume_settings", {}).items():  # RESUME_SETTINGS a stretch may change
+            cmd += ["--set", f"{key}={json.dumps(value)}"]
     else:
         cmd += ["--preset", spec.get("preset", "default")]
         for key, value in spec["config"].items():
