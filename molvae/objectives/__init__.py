@@ -9,7 +9,9 @@
 Modules: :mod:`~molvae.objectives.core` (the :class:`Objective` type and spec parsing),
 :mod:`~molvae.objectives.scoring` (GuacaMol's modifiers, fingerprints and means),
 :mod:`~molvae.objectives.guacamol` (the 20 PMO tasks), :mod:`~molvae.objectives.classic`
-(penalized logP), :mod:`~molvae.objectives.constraints`, :mod:`~molvae.objectives.auc`.
+(penalized logP), :mod:`~molvae.objectives.program` (``exec:`` programs),
+:mod:`~molvae.objectives.transforms` (directions and desirability transforms),
+:mod:`~molvae.objectives.constraints`, :mod:`~molvae.objectives.auc`.
 The budgeted oracle that charges and logs calls lives in :mod:`molvae.optimize.oracle`.
 """
 
@@ -24,9 +26,13 @@ from molvae.objectives.core import (
     describe_objectives,
     get_objective,
     list_objectives,
+    minimized,
     product,
+    transformed,
+    weighted_geometric_mean,
     weighted_sum,
 )
+from molvae.objectives.transforms import TRANSFORMS, Transform, make_transform, parse_transform
 
 __all__ = [
     "Objective",
@@ -36,7 +42,14 @@ __all__ = [
     "list_objectives",
     "describe_objectives",
     "weighted_sum",
+    "weighted_geometric_mean",
     "product",
+    "transformed",
+    "minimized",
+    "Transform",
+    "TRANSFORMS",
+    "make_transform",
+    "parse_transform",
     "Constraint",
     "parse_constraint",
     "evaluate_constraints",

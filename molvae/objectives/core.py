@@ -1,9 +1,10 @@
 """Objectives: named scores of one molecule, to be maximized, and how to get one from a spec.
 
 A spec is what a user types after ``--objective``: a built-in name, ``similarity:<SMILES>``,
-``smarts:<SMARTS>``, ``path/to/file.py:function``, ``sum:qed=0.7,logp=0.3``,
-``product:qed,similarity:CCO`` or ``0.7*qed + 0.3*sa_norm``. From Python, any callable taking a SMILES
-string or an RDKit Mol works too.
+``smarts:<SMARTS>``, ``path/to/file.py:function``, ``exec:CMD`` (an external program),
+``sum:qed=0.7,logp=0.3``, ``product:qed,similarity:CCO`` or ``0.7*qed + 0.3*sa_norm``, optionally
+followed by a direction or a desirability transform: ``logp:min``, ``mw:double_sigmoid(300, 500)``.
+From Python, any callable taking a SMILES string or an RDKit Mol works too.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ from rdkit import Chem
 from molvae.chem import morgan_fingerprint, parse_smiles, sa_score, PROPERTIES
 from molvae.errors import MolVAEError, ObjectiveError
 from molvae.objectives import classic, guacamol
+from molvae.objectives.program import DEFAULT_TIMEOUT, Program
 from molvae.objectives.scoring import Smarts
+from molvae.objectives.transforms import Transform, parse_transform
 
 __all__ = [
     "Objective",
@@ -33,7 +36,12 @@ __all__ = [
     "list_objectives",
     "describe_objectives",
     "weighted_sum",
+    "weighted_geometric_mean",
     "product",
+    "transformed",
+    "minimized",
+    "program_objective",
+    "measured",
 ]
 
 
@@ -47,13 +55,32 @@ class Objective:
 
     ``spec`` is the string that rebuilds the objective with :func:`get_objective` (``None`` for an
     objective built from a Python callable), so optimizers can store it with a run.
+
+    ``batch`` (optional) scores a list of canonical SMILES at once, giving ``(score, reason)`` per
+    molecule; the oracle then hands the objective whole batches (:meth:`score_batch`). ``program`` is
+    the :class:`~molvae.objectives.program.Program` behind an ``exec:`` objective.
     """
 
-    def __init__(self, name: str, fn: Callable[[Chem.Mol], float], description: str = "", spec: str | None = None) -> None:
+    def __init__(self, name: str, fn: Callable[[Chem.Mol], float], description: str = "", spec: str | None = None,
+                 batch: Callable[[list[str]], list[tuple[float | None, str | None]]] | None = None,
+                 program: Program | None = None) -> None:
         self.name = name
         self.description = description
         self.spec = spec
         self._fn = fn
+        self._batch = batch
+        self.program = program
+
+    @property
+    def batched(self) -> bool:
+        """True when the objective scores whole batches (an external program)."""
+        return self._batch is not None
+
+    def score_batch(self, smiles: list[str]) -> list[tuple[float | None, str | None]]:
+        """``(score, reason)`` per molecule for a batch of canonical SMILES (batched objectives only)."""
+        if self._batch is None:
+            raise TypeError(f"objective {self.name!r} scores one molecule at a time")
+        return self._batch(list(smiles))
 
     def score_mol(self, mol: Chem.Mol) -> float:
         """Score of a sanitized Mol (NaN where the function returns no number)."""
@@ -91,6 +118,8 @@ class Objective:
 
     def __reduce__(self):
         # pickle by spec (the scoring closures are not picklable); objectives from callables cannot be
+        if self.program is not None and self.spec == f"exec:{self.program.command}":
+            return (program_objective, (self.program.command, self.program.timeout))
         if self.spec is None:
             raise TypeError(f"objective {self.name!r} was built from a Python callable and cannot be pickled; "
                             "use a spec string (e.g. 'file.py:function') to send it to other processes")
@@ -129,7 +158,8 @@ _CLASSIC: dict[str, tuple[Callable[[], Callable[[Chem.Mol], float]], str]] = {
 _BUILTINS = {**_CLASSIC, **guacamol.TASKS}
 _CACHE: dict[str, Objective] = {}
 
-_FORMS = "similarity:<SMILES>, smarts:<SMARTS>, FILE.py:FUNCTION, sum:A=W,B=W, product:A,B"
+_FORMS = ("similarity:<SMILES>, smarts:<SMARTS>, FILE.py:FUNCTION, exec:CMD, sum:A=W,B=W, product:A,B; "
+          "any of them followed by :min or a transform such as :sigmoid(LOW, HIGH)")
 
 
 def list_objectives() -> list[str]:
@@ -170,6 +200,79 @@ def _similarity(target: str) -> Objective:
 def _smarts(pattern: str) -> Objective:
     spec = f"smarts:{pattern}"
     return Objective(spec, Smarts(pattern), f"1 if the molecule contains {pattern}, else 0", spec=spec)
+
+
+def program_objective(command: str, timeout: float = DEFAULT_TIMEOUT) -> Objective:
+    """``exec:CMD``: scores printed by an external program, a batch at a time (:mod:`molvae.objectives.program`)."""
+    program = Program(command, timeout)
+
+    def one(mol: Chem.Mol) -> float:
+        score, _ = program([Chem.MolToSmiles(mol)])[0]
+        return math.nan if score is None else score
+
+    spec = f"exec:{command}"
+    return Objective(spec, one, f"scores printed by the program {command!r}", spec=spec, batch=program,
+                     program=program)
+
+
+def measured(name: str) -> Objective:
+    """``lab:NAME``: a score measured outside molvae (a lab, a queue), told to an ask/tell study
+    (:mod:`molvae.optimize.asktell`); molvae itself cannot compute it."""
+    if not re.fullmatch(r"[A-Za-z0-9_.\-]+", name or ""):
+        raise ObjectiveError(f"lab objective needs a name of letters, digits, '_', '.' or '-', e.g. lab:pIC50; got {name!r}")
+
+    def score(mol: Chem.Mol) -> float:
+        raise ObjectiveError(f"lab:{name} is measured outside molvae: ask for molecules and tell their scores "
+                             "(molvae optimize --ask N / --tell DIR FILE)")
+
+    return Objective(f"lab:{name}", score, f"{name}, measured outside molvae and told", spec=f"lab:{name}")
+
+
+def _mapped(base: Objective, f: Callable[[float], float], spec: str | None, description: str) -> Objective:
+    """``f`` applied to ``base``'s score, batch-wise when ``base`` is batched; NaN stays NaN."""
+    def score(mol: Chem.Mol) -> float:
+        value = base.score_mol(mol)
+        return f(value) if math.isfinite(value) else math.nan
+
+    batch = None
+    if base.batched:
+        def batch(smiles: list[str]) -> list[tuple[float | None, str | None]]:
+            return [(None if v is None else f(v), r) for v, r in base.score_batch(smiles)]
+    name = spec or f"{base.name}:{description}"
+    return Objective(name, score, f"{base.description} -> {description}", spec=spec, batch=batch,
+                     program=base.program)
+
+
+def transformed(objective: ObjectiveLike, transform: Transform | str) -> Objective:
+    """``objective`` through a desirability transform (``"sigmoid(1, 3)"`` or a :class:`Transform`)."""
+    base = get_objective(objective)
+    t = parse_transform(transform) if isinstance(transform, str) else transform
+    spec = f"{base.spec}:{t.text}" if base.spec is not None else None
+    return _mapped(base, t, spec, t.text)
+
+
+def minimized(objective: ObjectiveLike) -> Objective:
+    """``objective`` to be minimized: the optimizer maximizes minus its value (``NAME:min``)."""
+    base = get_objective(objective)
+    return _mapped(base, lambda v: -v, f"{base.spec}:min" if base.spec is not None else None, "min")
+
+
+_SUFFIX = re.compile(r"^(?P<base>.+?):(?P<suffix>min|max|[a-z_]+\([^()]*\))$", re.IGNORECASE)
+_TRANSFORM_NAME = re.compile(r"^(sigmoid|reverse_sigmoid|double_sigmoid|step)\(", re.IGNORECASE)
+
+
+def _with_suffix(text: str) -> Objective | None:
+    """``BASE:min``, ``BASE:max`` or ``BASE:<transform>(...)``; None when ``text`` has no such suffix."""
+    match = _SUFFIX.match(text)
+    if match is None or match["base"].strip().lower().endswith(".py"):  # file.py:min is a function
+        return None
+    suffix = match["suffix"]
+    if suffix.lower() in ("min", "max"):
+        base = _from_spec(match["base"])
+        return base if suffix.lower() == "max" else minimized(base)
+    if not _TRANSFORM_NAME.match(suffix):
+        return None
+    return transformed(_from_spec(match["base"]), parse_transform(suffix.lower(), where=f"objective {text!r}"))
 
 
 _FILE_SPEC = re.compile(r"^(?P<file>.+\.py):(?P<func>[A-Za-z_]\w*)$")
@@ -306,6 +409,26 @@ def product(objectives: Sequence[ObjectiveLike], name: str | None = None) -> Obj
     return Objective(label, score, "product of " + ", ".join(o.name for o in parts), spec=spec)
 
 
+def weighted_geometric_mean(terms: Sequence[tuple[ObjectiveLike, float]], name: str | None = None) -> Objective:
+    """``prod(obj(mol) ** (w / sum(w)))`` for desirabilities in [0, 1] (REINVENT's geometric mean):
+    a molecule must do well on every term; a negative term gives no score. Weights must be positive."""
+    if not terms:
+        raise ObjectiveError("a geometric mean needs at least one term")
+    parts = [(get_objective(o), float(w)) for o, w in terms]
+    if any(not (w > 0 and math.isfinite(w)) for _, w in parts):
+        raise ObjectiveError("weights of a geometric mean must be positive numbers")
+    total = sum(w for _, w in parts)
+
+    def score(mol: Chem.Mol) -> float:
+        values = [(o.score_mol(mol), w / total) for o, w in parts]
+        if any(not math.isfinite(v) or v < 0 for v, _ in values):
+            return math.nan
+        return math.prod(v ** w for v, w in values)
+
+    label = name or "geomean(" + ", ".join(f"{o.name}^{w:g}" for o, w in parts) + ")"
+    return Objective(label, score, "weighted geometric mean of " + ", ".join(o.name for o, _ in parts))
+
+
 def _split_top_level(text: str, sep: str) -> list[str]:
     """Split on ``sep`` outside brackets, so SMARTS like ``[C,N]`` stay whole."""
     parts, current, depth = [], [], 0
@@ -386,6 +509,13 @@ def _from_spec(spec: str) -> Objective:
     lower = text.lower()
     if lower in _BUILTINS:
         return _builtin(lower)
+    if lower.startswith("exec:"):
+        return program_objective(text.split(":", 1)[1].strip())
+    if lower.startswith("lab:"):
+        return measured(text.split(":", 1)[1].strip())
+    suffixed = _with_suffix(text)
+    if suffixed is not None:
+        return suffixed
     if lower.startswith("sum:"):
         return _parse_sum(text)
     if lower.startswith("product:"):
@@ -416,8 +546,13 @@ def get_objective(spec: ObjectiveLike) -> Objective:
     - ``similarity:<SMILES>``: Morgan radius-2, 2048-bit Tanimoto similarity to that molecule;
     - ``smarts:<SMARTS>``: 1.0 if the molecule contains the pattern, else 0.0;
     - ``path/to/file.py:function``: a user function (see below);
+    - ``exec:CMD``: an external program reading SMILES on stdin and printing one score per line
+      (:mod:`molvae.objectives.program`);
+    - ``lab:NAME``: measured outside molvae and told to an ask/tell study;
     - ``sum:qed=0.7,logp=0.3`` (weights after the last ``=``, default 1), ``product:qed,similarity:CCO``,
-      or ``0.7*qed + 0.3*sa_norm`` (terms separated by `` + `` / `` - `` with spaces).
+      or ``0.7*qed + 0.3*sa_norm`` (terms separated by `` + `` / `` - `` with spaces);
+    - any of these followed by ``:min`` (minimize it) or by a desirability transform
+      (:mod:`molvae.objectives.transforms`): ``mw:double_sigmoid(300, 500)``, ``sa:reverse_sigmoid(2, 5)``.
 
     A user function (from a file or passed as a callable) takes one molecule and returns a number
     (``None`` for "no score"). Whether it takes a SMILES string or an RDKit Mol is decided by the

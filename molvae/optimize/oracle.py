@@ -12,7 +12,10 @@ in one place and in the study's database, not in each optimizer:
   that died before scoring it is filled in later by whoever meets it, without a second charge;
 - constraint checks come before the oracle: a molecule that breaks one is recorded with the reason
   and not charged (the oracle was never asked);
-- invalid molecules are not oracle calls (as in PMO) and are not recorded.
+- invalid molecules are not oracle calls (as in PMO) and are not recorded;
+- slow objectives score a chunk in ``workers`` processes at once (the calls were reserved before, so
+  the budget stays exact); an external program (``exec:CMD``) gets the chunk as one batch, and a batch
+  it fails on stays reserved and unscored, to be scored by the next run that meets it.
 
 Two tables in the storage URL hold this: ``molvae_oracle_studies`` (budget, counter, objective) and
 ``molvae_oracle_calls`` (one row per molecule: call number, SMILES, score(s), reason, worker, time).
@@ -86,7 +89,7 @@ def _tables(metadata: Any) -> tuple[Any, Any]:
         sa.Column("study", sa.String(512), nullable=False),
         sa.Column("smiles", sa.Text, nullable=False),
         sa.Column("call", sa.Integer, nullable=True),  # NULL: recorded but not charged (constraint)
-        sa.Column("status", sa.String(16), nullable=False),  # pending | done | failed | violated
+        sa.Column("status", sa.String(16), nullable=False),  # pending | done | failed | violated | asked
         sa.Column("score", sa.Float, nullable=True),
         sa.Column("scores", sa.Text, nullable=True),  # JSON list, one value per objective
         sa.Column("reason", sa.Text, nullable=True),
@@ -97,6 +100,68 @@ def _tables(metadata: Any) -> tuple[Any, Any]:
         sa.UniqueConstraint("study", "call", name="uq_molvae_oracle_call"),
     )
     return studies, calls
+
+
+def _positive_int(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ConfigError(f"{what} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _with_timeout(objective: Any, timeout: float | None) -> Any:
+    """An ``exec:`` objective with the given per-batch timeout (other objectives unchanged)."""
+    program = getattr(objective, "program", None)
+    if timeout is not None and program is not None:
+        from molvae.objectives.program import check_timeout
+
+        program.timeout = check_timeout(timeout)  # each get_objective() call builds its own Program
+    return objective
+
+
+def evaluate_batch(objectives: Sequence[Any], smiles: list[str],
+                   mols: list[Any]) -> list[tuple[tuple[float | None, ...], str | None]]:
+    """``(scores, reason)`` per molecule: batched objectives (external programs) see the whole list,
+    the others one molecule at a time; an exception inside a per-molecule objective is that
+    molecule's failure (its reason), while a failing program raises for the batch."""
+    columns = []
+    for obj in objectives:
+        if getattr(obj, "batched", False):
+            columns.append(obj.score_batch(smiles))
+        else:
+            columns.append([_score_one(obj, s, m) for s, m in zip(smiles, mols)])
+    out = []
+    for row in zip(*columns):
+        scores = tuple(v for v, _ in row)
+        reason = next((r for _, r in row if r is not None), None)
+        out.append((scores, reason))
+    return out
+
+
+def _score_one(obj: Any, smiles: str, mol: Any) -> tuple[float | None, str | None]:
+    try:
+        v = obj.score_mol(mol) if hasattr(obj, "score_mol") else obj(smiles)
+    except Exception as exc:  # a user objective that fails on one molecule
+        return None, f"objective {obj.name} raised {type(exc).__name__}: {exc}"
+    if v is None:
+        return None, f"objective {obj.name} returned no score"
+    v = float(v)
+    if not np.isfinite(v):
+        return None, f"objective {obj.name} returned {v}"
+    return v, None
+
+
+_WORKER_OBJECTIVES: list[Any] = []
+
+
+def _init_worker(objectives: list[Any]) -> None:
+    """Scoring process start-up: keep the objectives (inherited under fork, unpickled by spec otherwise)."""
+    _WORKER_OBJECTIVES[:] = objectives
+
+
+def _score_in_worker(smiles: list[str]) -> list[tuple[tuple[float | None, ...], str | None]]:
+    from molvae.chem import parse_smiles
+
+    return evaluate_batch(_WORKER_OBJECTIVES, smiles, [parse_smiles(s)[0] for s in smiles])
 
 
 def _retrying(fn: Callable[[], Any], attempts: int = 8) -> Any:
@@ -143,13 +208,15 @@ class Oracle:
         study: str = "molvae",
         worker: str | None = None,
         chunk: int = 32,
+        workers: int = 1,
+        timeout: float | None = None,
     ) -> None:
         from molvae.objectives import get_objective, parse_constraint
 
         specs = list(objective) if isinstance(objective, (list, tuple)) else [objective]
         if not specs:
             raise ObjectiveError("no objective given")
-        self.objectives = [get_objective(s) for s in specs]
+        self.objectives = [_with_timeout(get_objective(s), timeout) for s in specs]
         self.names = [o.name for o in self.objectives]
         if len(set(self.names)) != len(self.names):
             raise ObjectiveError(f"objectives must have distinct names, got {', '.join(self.names)}")
@@ -159,7 +226,9 @@ class Oracle:
         self.study = study
         self.storage = storage
         self.worker = worker or worker_id()
-        self.chunk = max(1, int(chunk))  # molecules reserved and scored per transaction
+        self.chunk = _positive_int(chunk, "oracle batch")  # molecules reserved and scored per transaction
+        self.workers = _positive_int(workers, "oracle workers")  # processes scoring a chunk at once
+        self._pool: Any = None
         self.engine = make_engine(storage)
         self._studies, self._calls = self._create_tables()
         self.budget, self.n_calls = self._attach(None if budget is None else int(budget))
@@ -225,7 +294,7 @@ class Oracle:
         with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(c.c.smiles, c.c.call, c.c.status, c.c.score, c.c.scores, c.c.reason)
-                .where(c.c.study == self.study, c.c.status != "pending")
+                .where(c.c.study == self.study, c.c.status.notin_(("pending", "asked")))
             ).all()
         for r in rows:
             self._cache[r.smiles] = self._answer_from_row(r, "cached")
@@ -310,6 +379,10 @@ class Oracle:
             return Answer(a.smiles, "cached", a.score, a.scores, a.reason, a.call)
         return a
 
+    def violation(self, mol: Any) -> str | None:
+        """Why the molecule breaks a constraint of the study, or None."""
+        return self._check(mol)
+
     def _check(self, mol: Any) -> str | None:
         from molvae.objectives import evaluate_constraints
 
@@ -317,22 +390,17 @@ class Oracle:
             return None
         return evaluate_constraints(mol, self.constraints)
 
-    def _evaluate(self, smiles: str, mol: Any) -> tuple[tuple[float | None, ...], str | None]:
-        values: list[float | None] = []
-        reason = None
-        for obj in self.objectives:
-            try:
-                v = obj.score_mol(mol) if hasattr(obj, "score_mol") else obj(smiles)
-            except Exception as exc:  # a user objective that fails on one molecule
-                v, reason = None, f"objective {obj.name} raised {type(exc).__name__}: {exc}"
-            if v is not None:
-                v = float(v)
-                if not np.isfinite(v):
-                    v, reason = None, f"objective {obj.name} returned {v}"
-            elif reason is None:
-                reason = f"objective {obj.name} returned no score"
-            values.append(v)
-        return tuple(values), reason
+    def _evaluate(self, smiles: list[str], mols: dict[str, Any]) -> list[tuple[tuple[float | None, ...], str | None]]:
+        """``(scores, reason)`` per molecule, in ``self.workers`` processes when there are several."""
+        if self.workers == 1 or len(smiles) < 2:
+            return evaluate_batch(self.objectives, smiles, [mols[s] for s in smiles])
+        if self._pool is None:
+            from molvae._pool import process_pool
+
+            self._pool = process_pool(self.workers, initializer=_init_worker, initargs=(self.objectives,))
+        k = -(-len(smiles) // self.workers)
+        slices = [smiles[i:i + k] for i in range(0, len(smiles), k)]
+        return [r for part in self._pool.map(_score_in_worker, slices) for r in part]
 
     def _score_new(self, smiles: list[str], mols: dict[str, Any]) -> dict[str, Answer]:
         # Reserve, score and record in small chunks: workers interleave finely, a killed worker
@@ -401,11 +469,11 @@ class Oracle:
         updates, failures = [], []
         to_score = list(reserved) + [(s, r.call) for s, r in known.items() if r.status == "pending"]
         reserved_set = set(reserved)
-        for s, call in to_score:
-            t0 = time.perf_counter()
-            scores, reason = self._evaluate(s, mols[s])
-            seconds = time.perf_counter() - t0
-            self.objective_seconds += seconds
+        t0 = time.perf_counter()
+        results = self._evaluate([s for s, _ in to_score], mols)  # an external program's failure raises here
+        seconds = (time.perf_counter() - t0) / max(1, len(to_score))
+        self.objective_seconds += seconds * len(to_score)
+        for (s, call), (scores, reason) in zip(to_score, results):
             status = "failed" if scores[0] is None else "done"
             updates.append(dict(_s=s, _status=status, _score=scores[0], _scores=json.dumps(scores),
                                 _reason=reason, _seconds=seconds))
@@ -477,6 +545,76 @@ class Oracle:
             self._score_new(pending, mols)
         return len(pending)
 
+    # ----------------------------------------------------------------- ask / tell
+    def known(self, smiles: Sequence[str]) -> set[str]:
+        """Which of these canonical SMILES the study has a row for (scored, asked, pending or violated)."""
+        import sqlalchemy as sa
+
+        c, found = self._calls, set()
+        with self.engine.connect() as conn:
+            for k in range(0, len(smiles), _IN_CHUNK):
+                chunk = list(smiles[k:k + _IN_CHUNK])
+                found.update(r.smiles for r in conn.execute(
+                    sa.select(c.c.smiles).where(c.c.study == self.study, c.c.smiles.in_(chunk))))
+        return found
+
+    def outstanding(self) -> list[str]:
+        """Molecules asked for and not yet told, oldest first."""
+        import sqlalchemy as sa
+
+        c = self._calls
+        with self.engine.connect() as conn:
+            return [r.smiles for r in conn.execute(
+                sa.select(c.c.smiles).where(c.c.study == self.study, c.c.status == "asked").order_by(c.c.id))]
+
+    def record_asked(self, smiles: Sequence[str], violated: dict[str, str] | None = None) -> None:
+        """Record proposals sent out for scoring (not charged until told) and constraint violations."""
+        now, violated = time.time(), violated or {}
+        rows = [dict(study=self.study, smiles=s, call=None, status="asked", reason=None, worker=self.worker, time=now)
+                for s in smiles]
+        rows += [dict(study=self.study, smiles=s, call=None, status="violated", reason=r, worker=self.worker,
+                      time=now) for s, r in violated.items()]
+        if rows:
+            with self.engine.begin() as conn:
+                conn.execute(self._calls.insert(), rows)
+
+    def tell(self, scores: Sequence[tuple[str, float | None]]) -> dict[str, int]:
+        """Record measured scores (canonical SMILES, score or None for a failed measurement) in one
+        transaction: each molecule not scored before is charged one call, in the order given; one
+        scored before is left as it is. Returns ``{"charged": n, "already": n}``.
+
+        :raises ConfigError: more new molecules than calls left (nothing is recorded then).
+        """
+        import sqlalchemy as sa
+
+        st, c = self._studies, self._calls
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(st.c.budget, st.c.n_calls).where(st.c.study == self.study)
+                               .with_for_update()).first()
+            budget, n_calls = int(row.budget), int(row.n_calls)
+            rows = {r.smiles: r.status for k in range(0, len(scores), _IN_CHUNK) for r in conn.execute(
+                sa.select(c.c.smiles, c.c.status).where(
+                    c.c.study == self.study, c.c.smiles.in_([s for s, _ in scores[k:k + _IN_CHUNK]])))}
+            new = [(s, v) for s, v in scores if rows.get(s) in (None, "asked")]
+            if len(new) > budget - n_calls:
+                raise ConfigError(f"{len(new)} new scores but only {budget - n_calls} of the study's {budget} calls "
+                                  "are left: nothing was recorded; raise the budget (--budget) and tell again")
+            now = time.time()
+            for s, v in new:
+                n_calls += 1
+                values = dict(call=n_calls, status="done" if v is not None else "failed", score=v,
+                              scores=json.dumps([v]), reason=None if v is not None else "told without a score",
+                              worker=self.worker, time=now)
+                if rows.get(s) == "asked":
+                    conn.execute(c.update().where(c.c.study == self.study, c.c.smiles == s).values(**values))
+                else:
+                    conn.execute(c.insert().values(study=self.study, smiles=s, **values))
+            conn.execute(st.update().where(st.c.study == self.study).values(n_calls=n_calls))
+        self.budget, self.n_calls = budget, n_calls
+        self._cache.clear()
+        self._load_cache()
+        return {"charged": len(new), "already": len(scores) - len(new)}
+
     # ----------------------------------------------------------------- the log
     def top(self, k: int) -> list[tuple[str, float]]:
         """The ``k`` best scored molecules of the study (all workers), best first."""
@@ -521,7 +659,10 @@ class Oracle:
         return df.drop(columns="scores").reset_index(drop=True)
 
     def close(self) -> None:
-        """Release database connections."""
+        """Release database connections and the scoring processes."""
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
         self.engine.dispose()
 
     def __repr__(self) -> str:

@@ -21,7 +21,7 @@ import numpy as np
 
 from molvae.optimize.base import Search
 
-__all__ = ["run_population"]
+__all__ = ["run_population", "latent_crossover", "rank_weights", "SIGMAS"]
 
 SIGMAS = np.array([0.1, 0.2, 0.35, 0.5, 0.75, 1.0])  # mutation step sizes, in prior standard deviations
 
@@ -39,6 +39,32 @@ def _parent_points(space: Any, smiles: list[str], origin: dict[str, np.ndarray] 
     if todo:
         z_pool[todo] = space.encode([smiles[i] for i in todo])
     return z_pool
+
+
+def rank_weights(n: int) -> np.ndarray:
+    """Selection probabilities of ``n`` individuals sorted best first: ``1 / (k n + rank)``, k = 0.05
+    as in weighted retraining (the best are favoured, every one can breed)."""
+    weights = 1.0 / (0.05 * n + np.arange(n))
+    return weights / weights.sum()
+
+
+def latent_crossover(z_pool: np.ndarray, weights: np.ndarray, n: int, rng: np.random.Generator,
+                     crossover: float) -> np.ndarray:
+    """``n`` children ``(n, Z)`` of parents ``z_pool`` picked with ``weights``: a share ``crossover`` mixes
+    two parents (half by a uniform mask over coordinates, half at a random point on the line between
+    them), the rest copy one parent. Mutation is the caller's (it chooses the step sizes)."""
+    a = rng.choice(len(z_pool), size=n, p=weights)
+    b = rng.choice(len(z_pool), size=n, p=weights)
+    z = z_pool[a].copy()
+    cross = rng.random(n) < crossover
+    uniform = rng.random(n) < 0.5
+    mask = rng.random((n, z_pool.shape[1])) < 0.5
+    t = rng.random((n, 1))
+    mixed_uniform = np.where(mask, z_pool[a], z_pool[b])
+    mixed_line = z_pool[a] + t * (z_pool[b] - z_pool[a])
+    z[cross & uniform] = mixed_uniform[cross & uniform]
+    z[cross & ~uniform] = mixed_line[cross & ~uniform]
+    return z
 
 
 def run_population(search: Search, *, population: int = 100, children: int = 50, n_init: int = 100,
@@ -83,21 +109,7 @@ def run_population(search: Search, *, population: int = 100, children: int = 50,
             evaluate(space.prior(children))
             continue
         z_pool = z_pool[ok]
-        n = len(z_pool)
-        # rank weights (pool is sorted best first): 1 / (k n + rank), k = 0.05 as in weighted retraining
-        weights = 1.0 / (0.05 * n + np.arange(n))
-        weights /= weights.sum()
-        a = rng.choice(n, size=children, p=weights)
-        b = rng.choice(n, size=children, p=weights)
-        z = z_pool[a].copy()
-        cross = rng.random(children) < crossover
-        uniform = rng.random(children) < 0.5
-        mask = rng.random((children, space.dim)) < 0.5
-        t = rng.random((children, 1))
-        mixed_uniform = np.where(mask, z_pool[a], z_pool[b])
-        mixed_line = z_pool[a] + t * (z_pool[b] - z_pool[a])
-        z[cross & uniform] = mixed_uniform[cross & uniform]
-        z[cross & ~uniform] = mixed_line[cross & ~uniform]
+        z = latent_crossover(z_pool, rank_weights(len(z_pool)), children, rng, crossover)
         arm = rng.beta(succ, fail, size=(children, len(SIGMAS))).argmax(axis=1)  # Thompson sampling
         z = z + SIGMAS[arm, None] * rng.standard_normal(z.shape)
         fresh = rng.random(children) < immigrants

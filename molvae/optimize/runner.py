@@ -104,6 +104,9 @@ def optimize(
     patience: int = 3000,
     max_points: int | None = None,
     options: dict[str, Any] | None = None,
+    oracle_workers: int = 1,
+    oracle_timeout: float | None = None,
+    oracle_batch: int = 32,
     progress: bool = True,
 ) -> OptimizationResult:
     """Search the model's latent space for molecules that maximize ``objective`` under an oracle budget.
@@ -129,6 +132,9 @@ def optimize(
     :param patience: stop after this many latent points in a row that found no new molecule.
     :param max_points: stop after this many latent points (this worker).
     :param options: strategy keywords (e.g. ``{"population": 200}`` for ``population``).
+    :param oracle_workers: processes scoring each batch at once (slow objectives, e.g. docking).
+    :param oracle_timeout: seconds an ``exec:`` program may take per batch (default 600).
+    :param oracle_batch: molecules reserved and scored per batch (an ``exec:`` program's batch size).
     :returns: :class:`OptimizationResult` over the whole study (every worker's molecules).
     :raises ObjectiveError: bad objective or constraint. :raises StorageError: bad or unreachable
         storage, a study that exists without ``resume``/``worker``, or ``resume`` with none.
@@ -142,22 +148,25 @@ def optimize(
     study_name = study_name or "molvae"
     out_dir, url = _output(out, storage)
     objectives, model, seed_smiles, parsed_constraints = _inputs(objective, url, model, seeds, constraints, out_dir)
+    oracle_settings = {"workers": oracle_workers, "timeout": oracle_timeout, "chunk": oracle_batch}
     oracle, study, me, n_pending = _open_study(objectives, budget, parsed_constraints, url, study_name, method, model,
-                                               resume, worker)
+                                               resume, worker, oracle_settings)
     # a worker's random stream must differ from its siblings' or they would propose the same points
     run_seed = seed if not worker else int(np.random.SeedSequence([seed, abs(hash(me)) % 2**32]).generate_state(1)[0])
-    space = LatentSpace(model, bound=bound, n_decode=n_decode, temperature=temperature, seed=run_seed)
-    search_started = time.perf_counter()
-    search = _run_search(run_strategy, method, opts, space, oracle, study, seed_smiles, run_seed, patience,
-                         max_points, progress, objectives)
-    search_s = time.perf_counter() - search_started
-    oracle.refresh()
-    stats = {"stopped": search.stopped, "worker": me, "seed": seed, "n_decode": n_decode,
-             "temperature": temperature, "bound": bound, "options": opts, **_stats(search, space, oracle, n_pending,
-                                                                                    started, search_s)}
-    result = OptimizationResult(df=oracle.log(), objectives=[o.name for o in objectives], method=method,
-                                budget=oracle.budget, study=study_name, storage=url, stats=stats)
-    oracle.close()
+    try:
+        space = LatentSpace(model, bound=bound, n_decode=n_decode, temperature=temperature, seed=run_seed)
+        search_started = time.perf_counter()
+        search = _run_search(run_strategy, method, opts, space, oracle, study, seed_smiles, run_seed, patience,
+                             max_points, progress, objectives)
+        search_s = time.perf_counter() - search_started
+        oracle.refresh()
+        stats = {"stopped": search.stopped, "worker": me, "seed": seed, "n_decode": n_decode,
+                 "temperature": temperature, "bound": bound, "options": opts,
+                 **_stats(search, space, oracle, n_pending, started, search_s)}
+        result = OptimizationResult(df=oracle.log(), objectives=[o.name for o in objectives], method=method,
+                                    budget=oracle.budget, study=study_name, storage=url, stats=stats)
+    finally:
+        oracle.close()
     if out_dir is not None:
         result.save(out_dir)
         result.plot(out_dir)
@@ -200,6 +209,14 @@ def _strategy(method: str) -> Callable[..., None]:
         from molvae.optimize.gradient import run_gradient
 
         return run_gradient
+    if method == "reinvent":
+        from molvae.optimize.reinvent import run_reinvent
+
+        return run_reinvent
+    if method == "selfies_ga":
+        from molvae.optimize.genetic import run_selfies_ga
+
+        return run_selfies_ga
     from molvae.optimize.samplers import run_sampler
 
     return run_sampler
@@ -224,9 +241,10 @@ def _check_options(method: str, options: dict[str, Any] | None) -> dict[str, Any
 
 
 def _open_study(objectives: list, budget: int | None, constraints: list, url: str | None, study_name: str,
-                method: str, model: Any, resume: bool, worker: bool) -> tuple[Any, Any, str, int]:
-    """The oracle and the optuna study (created, resumed or joined), this worker's id, and how many
-    pending calls of an interrupted run were finished."""
+                method: str, model: Any, resume: bool, worker: bool,
+                oracle_settings: dict[str, Any] | None = None) -> tuple[Any, Any, str, int]:
+    """The oracle (``oracle_settings``: its workers, timeout and chunk) and the optuna study (created,
+    resumed or joined), this worker's id, and how many pending calls of an interrupted run were finished."""
     import optuna
 
     from molvae.optimize.oracle import Oracle, worker_id
@@ -240,7 +258,8 @@ def _open_study(objectives: list, budget: int | None, constraints: list, url: st
     if resume and not exists and not worker:
         raise StorageError(f"nothing to resume: no study {study_name!r} in {redact(url or 'memory')!r}")
     me = worker_id()
-    oracle = Oracle(objectives, budget, constraints=constraints, storage=url, study=study_name, worker=me)
+    oracle = Oracle(objectives, budget, constraints=constraints, storage=url, study=study_name, worker=me,
+                    **(oracle_settings or {}))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(study_name=study_name, storage=ostorage, load_if_exists=True,
                                 directions=["maximize"] * len(objectives))
@@ -269,7 +288,7 @@ def _run_search(run_strategy: Callable[..., None], method: str, opts: dict[str, 
             ranked = sorted((a for a in answers if a.ok), key=lambda a: -a.score)
             z = space.encode([a.smiles for a in ranked])
             seed_points = z[~np.isnan(z).any(axis=1)]
-        if method in ("population", "gradient"):
+        if method in ("population", "gradient", "reinvent", "selfies_ga"):
             run_strategy(search, **opts)
         else:
             run_strategy(search, method, seed=run_seed, seed_points=seed_points, **opts)

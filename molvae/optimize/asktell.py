@@ -1,0 +1,204 @@
+"""Ask / tell: optimization when the scores come from a lab or a queue, not from a function.
+
+    >>> study = AskTellStudy("zinc250k", budget=960, out="runs/kinase", objective="lab:pIC50")
+    >>> batch = study.ask(96)                 # 96 new molecules, recorded as asked (not yet charged)
+    >>> study.tell(batch, measured_pic50)     # each told molecule is charged one call
+    >>> study.ask(96)                         # the next batch breeds from everything told so far
+
+Everything lives in the study's database (the same tables as :class:`~molvae.optimize.oracle.Oracle`):
+asked molecules are rows with status ``asked``, told ones get a call number. A process killed between
+ask and tell loses nothing: a new process finds the outstanding molecules (:meth:`AskTellStudy.outstanding`)
+and takes their scores whenever they come. A molecule is never asked twice and never charged twice.
+
+Proposals come from the ``population`` search (:mod:`~molvae.optimize.population`), whose state is the
+study's log itself: parents are the best molecules told so far, children are latent crossovers with
+Gaussian mutation (a step size drawn from the same ladder; no bandit, since a lab's few batches give it
+nothing to learn from) plus a share of fresh prior points; before any score, seeds and then prior
+samples are asked.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from molvae.errors import ConfigError
+from molvae.optimize.latent import LatentSpace
+from molvae.optimize.oracle import Oracle
+from molvae.optimize.population import SIGMAS, latent_crossover, rank_weights
+from molvae.optimize.result import OptimizationResult
+from molvae.optimize.storage import check_url, default_url
+
+__all__ = ["AskTellStudy", "DEFAULT_LAB_OBJECTIVE"]
+
+DEFAULT_LAB_OBJECTIVE = "lab:score"
+_MAX_ROUNDS = 20  # decoding rounds an ask may take to find enough new molecules
+
+
+class AskTellStudy:
+    """A study whose molecules are scored outside molvae (see the module docstring).
+
+    :param model: a :class:`~molvae.MolVAE`, a model directory or a shipped model's name; only
+        :meth:`ask` needs it (``None`` for a process that only tells).
+    :param budget: calls for the whole study (``None``: the stored budget of an existing study).
+    :param objective: what is measured, ``lab:NAME``.
+    :param out: run directory (the SQLite study lives there unless ``storage`` is given).
+    :param seeds: molecules to ask first (a file or a list of SMILES).
+    """
+
+    def __init__(self, model: Any = None, budget: int | None = None, *, objective: str = DEFAULT_LAB_OBJECTIVE,
+                 out: str | Path | None = None, storage: str | None = None, study_name: str = "molvae",
+                 seeds: Any = None, constraints: Sequence[Any] = (), seed: int = 0, bound: float = 3.0,
+                 population: int = 100, crossover: float = 0.5, immigrants: float = 0.05) -> None:
+        if out is None and storage is None:
+            raise ConfigError("an ask/tell study needs out (a run directory) or storage: it must outlive the process")
+        self.out = Path(out) if out is not None else None
+        if self.out is not None:
+            self.out.mkdir(parents=True, exist_ok=True)
+        self.url = storage if storage is not None else default_url(self.out)
+        check_url(self.url)
+        self.oracle = Oracle(objective, budget, constraints=constraints, storage=self.url, study=study_name)
+        self.model, self.seed, self.bound = model, int(seed), float(bound)
+        self.population, self.crossover, self.immigrants = int(population), float(crossover), float(immigrants)
+        self._seeds = seeds
+        self._space: LatentSpace | None = None
+
+    # ----------------------------------------------------------------- state
+    @property
+    def remaining(self) -> int:
+        """Calls that can still be asked for: the budget less what was told and what is out."""
+        self.oracle.refresh()
+        return max(0, self.oracle.remaining - len(self.oracle.outstanding()))
+
+    def outstanding(self) -> list[str]:
+        """Molecules asked for and not yet told, oldest first."""
+        return self.oracle.outstanding()
+
+    def result(self) -> OptimizationResult:
+        """Every molecule of the study so far, in call order (asked ones have no call number yet)."""
+        self.oracle.refresh()
+        return OptimizationResult(df=self.oracle.log(), objectives=list(self.oracle.names), method="population",
+                                  budget=self.oracle.budget, study=self.oracle.study, storage=self.url)
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self.oracle.close()
+
+    # ----------------------------------------------------------------- ask
+    def ask(self, n: int) -> list[str]:
+        """Up to ``n`` new molecules to score, recorded as asked (fewer when the budget is nearly out).
+
+        :raises ConfigError: ``n`` is not a positive integer, or no model was given.
+        """
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ConfigError(f"ask needs a positive number of molecules, got {n!r}")
+        n = min(int(n), self.remaining)
+        if n == 0:
+            return []
+        picked: list[str] = []
+        violated: dict[str, str] = {}
+        rng = np.random.default_rng([self.seed, len(self.oracle.log())])  # differs per ask, reproducible
+        for candidates in self._candidates(rng):
+            for smi in self._new(candidates, set(picked) | set(violated)):
+                reason = self.oracle.violation(_mol(smi))
+                if reason is not None:
+                    violated[smi] = reason
+                elif len(picked) < n:
+                    picked.append(smi)
+            if len(picked) >= n:
+                break
+        self.oracle.record_asked(picked, violated)
+        return picked
+
+    def _candidates(self, rng: np.random.Generator):
+        """Batches of canonical SMILES to choose from: seeds first, then children of the best told."""
+        if self._seeds is not None and not self.oracle.top(1):
+            from molvae.optimize.runner import _read_seeds
+
+            yield _read_seeds(self._seeds, self.out)
+        for _ in range(_MAX_ROUNDS):
+            yield self._decode(self._children(rng))
+
+    def _children(self, rng: np.random.Generator) -> np.ndarray:
+        space = self._latent(rng)
+        pool = self.oracle.top(self.population)
+        z_pool = space.encode([s for s, _ in pool]) if pool else np.empty((0, space.dim))
+        z_pool = z_pool[~np.isnan(z_pool).any(axis=1)]
+        size = 2 * self.population
+        if len(z_pool) == 0:
+            return space.prior(size)
+        z = latent_crossover(z_pool, rank_weights(len(z_pool)), size, rng, self.crossover)
+        z = z + rng.choice(SIGMAS, size=(size, 1)) * rng.standard_normal(z.shape)
+        fresh = rng.random(size) < self.immigrants
+        if fresh.any():
+            z[fresh] = space.prior(int(fresh.sum()))
+        return z
+
+    def _latent(self, rng: np.random.Generator) -> LatentSpace:
+        if self.model is None:
+            raise ConfigError("ask needs the model: give it when opening the study")
+        if self._space is None:
+            from molvae.optimize.runner import _load_model
+
+            self.model = _load_model(self.model)
+            self._space = LatentSpace(self.model, bound=self.bound, seed=int(rng.integers(2**31 - 1)))
+        return self._space
+
+    def _decode(self, z: np.ndarray) -> list[str]:
+        space = self._space
+        return [s for row in space.decode(space.project(z), 1) for s in row if s]
+
+    def _new(self, smiles: list[str], taken: set[str]) -> list[str]:
+        """Canonical, valid, not yet in the study nor taken in this ask, first occurrence first."""
+        from molvae.chem import parse_smiles, to_canonical
+
+        canon = []
+        for s in smiles:
+            mol, _ = parse_smiles(s)
+            if mol is not None:
+                canon.append(to_canonical(mol))
+        fresh = [s for s in dict.fromkeys(canon) if s not in taken]
+        known = self.oracle.known(fresh)
+        return [s for s in fresh if s not in known]
+
+    # ----------------------------------------------------------------- tell
+    def tell(self, smiles: Sequence[str], scores: Sequence[float | None]) -> dict[str, int]:
+        """Record measured scores (``None`` or NaN: the measurement failed; it is charged all the same).
+
+        Molecules scored before are not charged again; ones never asked are welcome (charged). Returns
+        ``{"charged": n, "already": n}``. :raises ConfigError: lengths differ, a score is not a number,
+        or more new molecules than calls left (then nothing is recorded).
+        :raises InvalidSmilesError: a SMILES that does not parse (nothing is recorded).
+        """
+        from molvae.chem import parse_smiles, to_canonical
+        from molvae.errors import InvalidSmilesError
+
+        smiles, scores = list(smiles), list(scores)
+        if len(smiles) != len(scores):
+            raise ConfigError(f"tell got {len(smiles)} molecules and {len(scores)} scores")
+        pairs: dict[str, float | None] = {}
+        for smi, value in zip(smiles, scores):
+            mol, reason = parse_smiles(smi) if isinstance(smi, str) else (None, "not a string")
+            if mol is None:
+                raise InvalidSmilesError(f"cannot tell a score for {smi!r}: {reason}")
+            pairs.setdefault(to_canonical(mol), _number(value, smi))
+        return self.oracle.tell(list(pairs.items()))
+
+
+def _number(value: Any, smiles: str) -> float | None:
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"the score of {smiles!r} is {value!r}, not a number") from None
+    return number if math.isfinite(number) else None
+
+
+def _mol(smiles: str) -> Any:
+    from molvae.chem import parse_smiles
+
+    return parse_smiles(smiles)[0]
