@@ -15,7 +15,9 @@ whose ring penalty alone is worth 30+ units) at similarity 0.4 / 0.6.
 
 Every run's row is appended to a CSV in --out as soon as it finishes; a rerun skips rows already
 there, so a long benchmark can be run piecemeal (--tasks, --methods, --seeds, --budget) and the
-report (--report) always says exactly what was run.
+report (--report) always says exactly what was run. Each run's oracle log (call number, SMILES,
+score, in call order) is kept gzipped in --out/calls/, so the AUC table can be recomputed from the
+logs alone (scripts/pmo_from_logs.py) and committed beside the model it came from.
 
     python scripts/bench_optimize.py MODEL --out runs/bench_opt --tasks qed median1 --budget 1000 --seeds 0
     python scripts/bench_optimize.py MODEL --out runs/bench_opt                      # the full protocol
@@ -41,6 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 FORMULA_TASKS = {"isomers_c7h8n2o2", "isomers_c9h10n2o2pf2cl", "sitagliptin_mpo", "zaleplon_mpo"}
 PMO_COLUMNS = ["REINVENT", "Graph_GA", "GP_BO", "SELFIES_VAE_BO", "Screening"]
+NEWER_COLUMNS = ["Genetic_GFN", "Mol_GA", "InVirtuoGen_no_prescreen"]  # the same plain protocol, 16 tasks
 PMO_FIELDS = ["task", "method", "seed", "budget", "n_decode", "temperature", "options", "auc_top10", "top1",
               "top10_mean", "calls", "stopped", "latent_points", "decoded", "invalid_decodes", "wall_s", "oracle_s",
               "optimizer_s_per_1000_calls", "best_smiles"]
@@ -76,6 +79,22 @@ def append_row(path: Path, fields: list[str], row: dict) -> None:
         if new:
             w.writeheader()
         w.writerow(row)
+
+
+def log_name(task: str, method: str, seed: int, budget: int, n_decode: int, temperature: float, options: str) -> str:
+    """The file of one run's call log under --out/calls/ (options hashed: they may hold any JSON)."""
+    import hashlib
+
+    digest = hashlib.sha1(options.encode()).hexdigest()[:8]
+    return f"{task}__{method}__seed{seed}__b{budget}__d{n_decode}__t{temperature:g}__o{digest}.csv.gz"
+
+
+def save_calls(res, path: Path) -> None:
+    """The charged calls of a run, in call order: call, smiles, score (empty for a failed call)."""
+    charged = res.df[res.df["call"].notna()].sort_values("call")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.open(path, "wt", newline="") as fh:
+        charged[["call", "smiles", "score"]].to_csv(fh, index=False)
 
 
 def read_pmo(path: Path) -> dict[str, dict[str, str]]:
@@ -132,6 +151,8 @@ def run_pmo(model, args, out: Path) -> None:
                            best_smiles=best["smiles"].iloc[0] if len(best) else "",
                            **{k: res.stats[k] for k in ("stopped", "latent_points", "decoded", "invalid_decodes",
                                                         "wall_s", "oracle_s", "optimizer_s_per_1000_calls")})
+                save_calls(res, out / "calls" / log_name(task, method, seed, args.budget, args.n_decode,
+                                                         args.temperature, options))
                 append_row(path, PMO_FIELDS, row)
                 print(f"  {task:26s} {method:10s} seed {seed}: AUC {row['auc_top10']:.3f}  top-1 {row['top1']:.3f}  "
                       f"{row['calls']} calls  {time.perf_counter() - t0:.0f} s  ({row['stopped']})", flush=True)
@@ -159,11 +180,11 @@ def report_pmo(out: Path, pmo: dict, screening: dict | None) -> None:
         if int(budget) != 10000:
             print(f"(budget {int(budget):,}, not PMO's 10,000: the published columns are not comparable)")
             print()
-        head = "| task | molvae | " + ("our screening | " if screening else "") + " | ".join(PMO_COLUMNS) + \
+        head = "| task | molvae | " + ("our screening | " if screening else "") + " | ".join((PMO_COLUMNS + NEWER_COLUMNS)) + \
                " | top-1 | calls | wall s | optimizer s / 1k calls |"
         print(head)
         print("|" + "---|" * (head.count("|") - 1))
-        sums = {"ours16": 0.0, "ours20": 0.0, "scr16": 0.0, "scr20": 0.0, **{c: 0.0 for c in PMO_COLUMNS}}
+        sums = {"ours16": 0.0, "ours20": 0.0, "scr16": 0.0, "scr20": 0.0, **{c: 0.0 for c in (PMO_COLUMNS + NEWER_COLUMNS)}}
         for task in tasks:
             tr = [r for r in sel if r["task"] == task]
             m, s = mean_std([float(r["auc_top10"]) for r in tr])
@@ -174,7 +195,7 @@ def report_pmo(out: Path, pmo: dict, screening: dict | None) -> None:
                 if sc:
                     sums["scr20"] += sc["mean"]
                     sums["scr16"] += 0 if task in FORMULA_TASKS else sc["mean"]
-            for c in PMO_COLUMNS:
+            for c in (PMO_COLUMNS + NEWER_COLUMNS):
                 cell = pmo.get(task, {}).get(c, "")
                 cells.append(("(n/c) " if task in FORMULA_TASKS else "") + (cell or "–"))
                 if task not in FORMULA_TASKS and cell:
@@ -191,11 +212,11 @@ def report_pmo(out: Path, pmo: dict, screening: dict | None) -> None:
         line = f"| **sum over the {n16} comparable tasks run** | **{sums['ours16']:.3f}** | "
         if screening:
             line += f"{sums['scr16']:.3f} | "
-        line += " | ".join(f"{sums[c]:.3f}" for c in PMO_COLUMNS) + " | | | | |"
+        line += " | ".join(f"{sums[c]:.3f}" for c in (PMO_COLUMNS + NEWER_COLUMNS)) + " | | | | |"
         print(line)
         if len(tasks) == 20:
             print(f"| sum over all 20 | {sums['ours20']:.3f} | " + (f"{sums['scr20']:.3f} | " if screening else "")
-                  + " | ".join("–" for _ in PMO_COLUMNS) + " | | | | |")
+                  + " | ".join("–" for _ in (PMO_COLUMNS + NEWER_COLUMNS)) + " | | | | |")
         ovh = statistics.median(float(r["optimizer_s_per_1000_calls"]) for r in sel)
         print()
         print(f"optimizer time per 1,000 oracle calls, excluding the oracle (median over {len(sel)} runs): "
@@ -414,7 +435,10 @@ def main() -> int:
     screening = None
     if args.screening:
         screening = json.loads(Path(args.screening).read_text()).get("screening")
-    report_pmo(out, read_pmo(SHARED / "reference" / "pmo_auc_top10.csv"), screening)
+    published = read_pmo(SHARED / "reference" / "pmo_auc_top10.csv")
+    for task, cells in read_pmo(SHARED / "reference" / "pmo_newer_methods_auc_top10.csv").items():
+        published.setdefault(task, {}).update(cells)
+    report_pmo(out, published, screening)
     report_classic(out)
     return 0
 
