@@ -304,13 +304,14 @@ SLOW_OBJECTIVE = textwrap.dedent('''
 ''')
 
 
-def _two_workers(tiny_model, tmp_path, url: str, study: str, budget: int = 200) -> pd.DataFrame:
+def _two_workers(tiny_model, tmp_path, url: str, study: str, budget: int = 200,
+                 method: str = "population") -> pd.DataFrame:
     objective = tmp_path / "slow.py"
     objective.write_text(SLOW_OBJECTIVE)
     procs = [subprocess.Popen(
         _cli(str(tiny_model.path), "--objective", f"{objective}:slow_qed", "--budget", str(budget), "--storage", url,
              "--study", study, "--worker", "--out", str(tmp_path / f"w{i}"), "--quiet", "--seed", str(i),
-             "--patience", "5000"),
+             "--patience", "5000", "--method", method),
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=ENV) for i in range(2)]
     for p in procs:
         _, err = p.communicate(timeout=300)
@@ -334,6 +335,13 @@ def test_two_workers_share_one_sqlite_study(tiny_model, tmp_path):
 @needs_pg
 def test_two_workers_share_one_postgres_study(tiny_model, tmp_path):
     _two_workers(tiny_model, tmp_path, PG_URL, f"test-{uuid.uuid4().hex[:8]}")
+
+
+@pytest.mark.postgres
+@needs_pg
+@pytest.mark.parametrize("method", ["reinvent", "selfies_ga"])
+def test_two_workers_of_the_generator_methods_share_one_postgres_study(tiny_model, tmp_path, method):
+    _two_workers(tiny_model, tmp_path, PG_URL, f"test-{method}-{uuid.uuid4().hex[:8]}", budget=120, method=method)
 
 
 @pytest.mark.postgres
