@@ -69,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=30_000, help="molecules to sample (default 30000, as MOSES)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--temperature", type=float, default=1.0)
+    ap.add_argument("--prior", default="auto", choices=["auto", "model", "fitted"],
+                    help="where samples come from (auto: the fitted latent mixture when the model has one)")
     ap.add_argument("--label", help="row name in the table (default: molvae <model dir name>)")
     ap.add_argument("--data", type=Path, default=SHARED / "data" if (SHARED / "data").exists() else None,
                     help="folder with moses_{train,test,test_scaffolds}.csv.gz (default ../shared/data if present, "
@@ -114,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# {settings}", flush=True)
 
     t0 = time.perf_counter()
-    df = model.sample(args.n, temperature=args.temperature, seed=args.seed, progress=not args.quiet)
+    df = model.sample(args.n, temperature=args.temperature, seed=args.seed, progress=not args.quiet,
+                      prior=args.prior)
     t_sample = time.perf_counter() - t0
     smiles = df["smiles"].tolist()
     t0 = time.perf_counter()

@@ -1,0 +1,106 @@
+"""Write a shipped model's MODEL_CARD.md from its campaign and its measured evaluations.
+
+    python scripts/model_card.py zinc250k --run models/zinc250k --eval eval_zinc.json [--moses bench/metrics.json] \
+        [--status "interim: the campaign continues"]
+
+Reads the campaign (models/NAME: campaign.json, config.json, data_report.txt, train_log.csv,
+likelihood.json), the evaluation of the *shipped* copy (scripts/eval_model.py --json; and for a MOSES
+model scripts/bench_moses.py's metrics.json), and writes molvae/pretrained/NAME/MODEL_CARD.md: data
+and cleaning counts, settings, CPU-hours and hardware, the measured metrics, the learning curve.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import platform
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ARCH = ("embed_dim", "enc_hidden", "enc_layers", "latent_dim", "dec_hidden", "dec_layers", "max_len")
+TRAINING = ("beta", "kl_warmup_epochs", "free_bits", "lr", "batch_size", "epochs", "val_fraction", "seed")
+MOSES_KEYS = ("validity", "unique@1000", "unique@10000", "FCD/Test", "FCD/TestSF", "SNN/Test", "SNN/TestSF",
+              "Frag/Test", "Frag/TestSF", "Scaf/Test", "Scaf/TestSF", "IntDiv", "IntDiv2", "Filters", "novelty")
+
+
+def _curve(rows: list[dict]) -> list[str]:
+    lines = ["| epoch | step | CPU-hours | val loss | val recon | val KL | val exact (1,000) | prior valid | prior unique |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {float(r['epoch']):.2f} | {r['step']} | {float(r['cpu_minutes']) / 60:.2f} | "
+                     f"{float(r['val_loss']):.3f} | {float(r['val_recon']):.3f} | {float(r['val_kl']):.2f} | "
+                     f"{float(r['val_exact']):.3f} | {float(r['sample_validity']):.3f} | "
+                     f"{float(r['sample_uniqueness']):.3f} |")
+    return lines
+
+
+def _fmt(value) -> str:
+    return "–" if value is None else (f"{value:.4f}" if isinstance(value, float) else str(value))
+
+
+def card(name: str, run: Path, evaluation: dict, moses: dict | None, status: str) -> str:
+    config = json.loads((run / "config.json").read_text())
+    campaign = json.loads((run / "campaign.json").read_text())
+    with open(run / "train_log.csv") as fh:
+        log = list(csv.DictReader(fh))
+    last = log[-1]
+    cleaning = (run / "data_report.txt").read_text().strip()
+    likelihood = json.loads((run / "likelihood.json").read_text()) if (run / "likelihood.json").is_file() else {}
+    out = [f"# `{name}`: a SELFIES VAE trained on {campaign['data']}", "",
+           f"Status: {status}", "",
+           "```python", "from molvae import MolVAE", "",
+           f'model = MolVAE.pretrained("{name}")      # or: molvae sample {name} -n 1000', "```", "",
+           "## Data", "",
+           f"`{campaign['data']}` (the project's copy in `../shared/data`), cleaned by molvae's standard pipeline "
+           f"(RDKit parse and sanitize, canonical SMILES, SELFIES within the maximum length):", "",
+           "```", cleaning, "```", "",
+           f"{100 * config['val_fraction']:.2f}% of the kept molecules are held out for validation (never trained "
+           "on); the held-out set is not shipped.", "",
+           "## Settings", "",
+           "| setting | value |", "|---|---|"]
+    out += [f"| {k} | {config.get(k)} |" for k in ARCH + TRAINING if k in config]
+    out += ["", "## Compute", "",
+            f"{float(last['cpu_minutes']) / 60:.2f} CPU-hours ({float(last['train_minutes']) / 60:.2f} h of training "
+            f"wall clock) over {int(last['step']):,} steps, {float(last['epoch']):.2f} epochs, on a shared 2-core "
+            f"x86-64 VM ({platform.processor() or 'Intel Xeon'}), one torch thread, bf16 autocast; trained in "
+            "stretches that each resumed the last one exactly (`scripts/campaign.py`, state in "
+            f"`models/{name}/`).", "",
+            "## Measured metrics (of the shipped float16 weights)", "",
+            "| measure | value |", "|---|---|",
+            f"| greedy exact reconstruction, {evaluation['n_heldout']:,} held-out molecules | "
+            f"{evaluation['exact_reconstruction']:.4f} |",
+            f"| prior samples ({evaluation['n_samples']:,}, {evaluation['prior']} prior): validity | "
+            f"{evaluation['validity']:.4f} |",
+            f"| uniqueness | {evaluation['uniqueness']:.4f} |",
+            f"| novelty (against the training split) | {evaluation['novelty']:.4f} |"]
+    if likelihood:
+        out.append(f"| held-out IWAE bound (nats/molecule) | {_fmt(likelihood.get('iwae'))} |")
+    if moses:
+        out += ["", f"MOSES metrics of {moses.get('n_samples', 30000):,} prior samples against MOSES test (Test) and "
+                "scaffold test (TestSF), novelty against MOSES train (molvae's metrics, which match MOSES's code):", "",
+                "| metric | value |", "|---|---|"]
+        out += [f"| {k} | {_fmt(moses.get(k))} |" for k in MOSES_KEYS if k in moses]
+    out += ["", "## Learning curve (held-out loss and reconstruction at each evaluation)", ""] + _curve(log)
+    out += ["", "Licence of the data: ZINC (free for everyone, Irwin et al.) and MOSES (MIT). The weights are "
+            "shipped with molvae under its licence.", ""]
+    return "\n".join(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("name")
+    ap.add_argument("--run", type=Path, required=True, help="the campaign folder, models/NAME")
+    ap.add_argument("--eval", type=Path, required=True, help="scripts/eval_model.py --json of the shipped copy")
+    ap.add_argument("--moses", type=Path, help="scripts/bench_moses.py's metrics.json of the shipped copy")
+    ap.add_argument("--status", default="final")
+    args = ap.parse_args()
+    moses = json.loads(args.moses.read_text()) if args.moses else None
+    text = card(args.name, args.run, json.loads(args.eval.read_text()), moses, args.status)
+    dest = ROOT / "molvae" / "pretrained" / args.name / "MODEL_CARD.md"
+    dest.write_text(text)
+    print(f"wrote {dest}")
+
+
+if __name__ == "__main__":
+    main()
