@@ -38,6 +38,7 @@ for model in $SHIPPED; do
 done
 OPT_MODEL=$(echo "$SHIPPED" | tr ' ' '\n' | grep -m1 zinc250k || echo "$SHIPPED" | cut -d' ' -f1)
 echo "== optimizing QED in the latent space of $(basename "$OPT_MODEL") (300 oracle calls)"
+rm -rf "$OUT/optimize"  # a fresh study each time the quick start runs
 "$MOLVAE" optimize "$OPT_MODEL" --objective qed --budget 300 --out "$OUT/optimize" --quiet
 echo "== HTML report of $(basename "$OPT_MODEL")"
 "$MOLVAE" report "$OPT_MODEL" --out "$OUT/report" --n-sample 1000 --quiet
