@@ -102,8 +102,8 @@ class AskTellStudy:
         violated: dict[str, str] = {}
         rng = np.random.default_rng([self.seed, len(self.oracle.log())])  # differs per ask, reproducible
         for candidates in self._candidates(rng):
-            for smi in self._new(candidates, set(picked) | set(violated)):
-                reason = self.oracle.violation(_mol(smi))
+            for smi, mol in self._new(candidates, set(picked) | set(violated)):
+                reason = self.oracle.violation(mol)
                 if reason is not None:
                     violated[smi] = reason
                 elif len(picked) < n:
@@ -116,9 +116,9 @@ class AskTellStudy:
     def _candidates(self, rng: np.random.Generator):
         """Batches of canonical SMILES to choose from: seeds first, then children of the best told."""
         if self._seeds is not None and not self.oracle.top(1):
-            from molvae.optimize.runner import _read_seeds
+            from molvae.optimize.runner import read_seeds
 
-            yield _read_seeds(self._seeds, self.out)
+            yield read_seeds(self._seeds, self.out)
         for _ in range(_MAX_ROUNDS):
             yield self._decode(self._children(rng))
 
@@ -141,9 +141,9 @@ class AskTellStudy:
         if self.model is None:
             raise ConfigError("ask needs the model: give it when opening the study")
         if self._space is None:
-            from molvae.optimize.runner import _load_model
+            from molvae.optimize.runner import load_model
 
-            self.model = _load_model(self.model)
+            self.model = load_model(self.model)
             self._space = LatentSpace(self.model, bound=self.bound, seed=int(rng.integers(2**31 - 1)))
         return self._space
 
@@ -151,18 +151,19 @@ class AskTellStudy:
         space = self._space
         return [s for row in space.decode(space.project(z), 1) for s in row if s]
 
-    def _new(self, smiles: list[str], taken: set[str]) -> list[str]:
-        """Canonical, valid, not yet in the study nor taken in this ask, first occurrence first."""
+    def _new(self, smiles: list[str], taken: set[str]) -> list[tuple[str, Any]]:
+        """``(canonical SMILES, Mol)`` of the valid molecules not yet in the study nor taken in this
+        ask, first occurrence first."""
         from molvae.chem import parse_smiles, to_canonical
 
-        canon = []
+        fresh: dict[str, Any] = {}
         for s in smiles:
             mol, _ = parse_smiles(s)
             if mol is not None:
-                canon.append(to_canonical(mol))
-        fresh = [s for s in dict.fromkeys(canon) if s not in taken]
-        known = self.oracle.known(fresh)
-        return [s for s in fresh if s not in known]
+                fresh.setdefault(to_canonical(mol), mol)
+        fresh = {s: m for s, m in fresh.items() if s not in taken}
+        known = self.oracle.known(list(fresh))
+        return [(s, m) for s, m in fresh.items() if s not in known]
 
     # ----------------------------------------------------------------- tell
     def tell(self, smiles: Sequence[str], scores: Sequence[float | None]) -> dict[str, int]:
@@ -196,9 +197,3 @@ def _number(value: Any, smiles: str) -> float | None:
     except (TypeError, ValueError):
         raise ConfigError(f"the score of {smiles!r} is {value!r}, not a number") from None
     return number if math.isfinite(number) else None
-
-
-def _mol(smiles: str) -> Any:
-    from molvae.chem import parse_smiles
-
-    return parse_smiles(smiles)[0]

@@ -113,6 +113,13 @@ class Search:
         self._update_bar()
         return answers
 
+    def count_as_points(self, answers: list[Answer]) -> None:
+        """Count molecules scored outside :meth:`evaluate` (sampled or bred directly) as points, one
+        each, so ``patience`` and ``max_points`` see them."""
+        for answer in answers:
+            self.n_points += 1
+            self.n_stale = 0 if answer.status == "new" else self.n_stale + 1
+
     def value_of(self, point: Point) -> float:
         """The point's value, or the penalty (single objective)."""
         return point.value if point.value is not None else self.penalty()[0]

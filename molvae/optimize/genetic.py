@@ -19,11 +19,10 @@ import numpy as np
 
 from molvae.errors import ConfigError
 from molvae.optimize.base import Search
-from molvae.optimize.oracle import Answer
 from molvae.optimize.population import SIGMAS, latent_crossover, rank_weights
 
 __all__ = ["mutate", "crossover", "token_children", "breed", "model_alphabet", "selfies_tokens",
-           "note_points", "run_selfies_ga"]
+           "run_selfies_ga"]
 
 _MUTATE_AFTER_CROSSOVER = 0.5  # a spliced child is also mutated this often (every other child is)
 
@@ -96,14 +95,6 @@ def selfies_tokens(smiles: str) -> list[str] | None:
     """The SELFIES tokens of a SMILES (None where SELFIES cannot encode it); cached."""
     tokens = _selfies_tuple(smiles)
     return list(tokens) if tokens is not None else None
-
-
-def note_points(search: Search, answers: Sequence[Answer]) -> None:
-    """Count molecules scored outside :meth:`Search.evaluate` as points, so ``patience`` and
-    ``max_points`` see them (each molecule is one proposal)."""
-    for answer in answers:
-        search.n_points += 1
-        search.n_stale = 0 if answer.status == "new" else search.n_stale + 1
 
 
 def _decode_tokens(children: Sequence[Sequence[str]], stereo: bool) -> list[str | None]:
@@ -181,4 +172,4 @@ def run_selfies_ga(search: Search, *, population: int = 100, children: int = 50,
             kids, _ = breed(space, [s for s, _ in pool], [t for _, t in pool], children - n_fresh, rng,
                             crossover_rate=crossover, latent_share=latent_share, alphabet=alphabet)
             answers = search.score_smiles(kids)
-            note_points(search, answers)
+            search.count_as_points(answers)

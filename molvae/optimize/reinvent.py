@@ -29,7 +29,7 @@ import numpy as np
 
 from molvae.errors import ConfigError
 from molvae.optimize.base import Search
-from molvae.optimize.genetic import breed, model_alphabet, note_points
+from molvae.optimize.genetic import breed, model_alphabet
 from molvae.optimize.oracle import Answer
 from molvae.optimize.population import rank_weights
 
@@ -371,7 +371,7 @@ class _Reinvent:
         z = self.latents()
         rows, smiles = self.agent.sample(z)
         answers = self.search.score_smiles(smiles)
-        note_points(self.search, answers)
+        self.search.count_as_points(answers)
         scored = [a.smiles if a.ok else None for a in answers]  # None: learnt from, not remembered
         return Episode(self._memories(scored, self.rewards(answers), z, rows))
 
@@ -385,7 +385,7 @@ class _Reinvent:
         kids, _ = breed(self.space, [m.smiles for m in ranked], tokens, self.s.ga_children, self.rng,
                         crossover_rate=self.s.ga_crossover, alphabet=self.alphabet)
         answers = self.search.score_smiles(kids)
-        note_points(self.search, answers)
+        self.search.count_as_points(answers)
         # only new molecules: a child that repeats a known one (often its parent) teaches nothing
         scored = [(a.smiles, r) for a, r in zip(answers, self.rewards(answers)) if a.ok and a.status == "new"]
         return Episode(self._memories([s for s, _ in scored], [r for _, r in scored], None))

@@ -28,7 +28,7 @@ __all__ = ["optimize", "OptimizationResult", "METHODS", "DEFAULT_METHOD"]
 # --------------------------------------------------------------------------- helpers
 
 
-def _load_model(model: Any) -> Any:
+def load_model(model: Any) -> Any:
     if isinstance(model, (str, Path)):
         from molvae.api import MolVAE
 
@@ -39,7 +39,7 @@ def _load_model(model: Any) -> Any:
     return model
 
 
-def _read_seeds(seeds: Any, out: Path | None) -> list[str]:
+def read_seeds(seeds: Any, out: Path | None) -> list[str]:
     """Canonical SMILES of the usable seeds; unusable ones are counted and written to seed_rejects.csv."""
     from molvae.chem import parse_smiles, to_canonical
     from molvae.data import read_smiles
@@ -192,8 +192,8 @@ def _inputs(objective: Any, url: str | None, model: Any, seeds: Any, constraints
     objectives = [get_objective(o) for o in _names(objective)]
     if url is not None:
         check_url(url)
-    model = _load_model(model)
-    seed_smiles = _read_seeds(seeds, out_dir)
+    model = load_model(model)
+    seed_smiles = read_seeds(seeds, out_dir)
     parsed = [c if hasattr(c, "check") else parse_constraint(c, start=seed_smiles[0] if seed_smiles else None)
               for c in constraints]
     return objectives, model, seed_smiles, parsed
