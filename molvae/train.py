@@ -39,7 +39,7 @@ from molvae.schedules import kl_weight, lr_factor
 from molvae.train_guide import fit_guide  # re-exported, it lived here before
 from molvae.vocab import Vocab, tokenize  # tokenize: re-exported, it lived here before
 
-__all__ = ["train", "TrainResult", "TrainState", "LOG_COLUMNS", "RESUME_SETTINGS", "resolve_device", "tokenize",
+__all__ = ["train", "restore_run_files", "TrainResult", "TrainState", "LOG_COLUMNS", "RESUME_SETTINGS", "resolve_device", "tokenize",
            "fit_guide"]
 
 LOG_COLUMNS = ["epoch", "step", "lr", "beta", "train_loss", "train_recon", "train_kl", "val_loss", "val_recon",
@@ -197,6 +197,26 @@ def train(
         loop.checkpoint()
         raise
     return _finish(loop, out)
+
+
+def restore_run_files(data: Any, out_dir: str | Path, *, smiles_column: str | None = None,
+                      progress: bool = True) -> Path:
+    """Rebuild, without training, what a run directory kept in git leaves out: ``val.smi``,
+    ``train_hashes.npy``, ``rejects.csv`` and (from the checkpoint, when its weights are the best
+    evaluation's) ``model.safetensors``. A campaign committed on one machine is evaluated on another.
+
+    :raises CheckpointError: no checkpoint, different data, or weights past the best evaluation.
+    """
+    out = Path(out_dir)
+    saved, config = _open_run(out, True, ModelConfig(), None)
+    ds = _prepare(data, config, saved, None, False, smiles_column, torch.device("cpu"), progress)
+    ds.write_inputs(out, config)
+    if not (out / "model.safetensors").exists():
+        if saved["bad_epochs"]:
+            raise CheckpointError(f"{out}: the checkpoint's weights are {saved['bad_epochs']} evaluation(s) past "
+                                  "the best one and model.safetensors is gone; cannot restore the best weights")
+        save_weights(saved["model"], out / "model.safetensors")
+    return out
 
 
 def _run_dir(out_dir: str | Path | None) -> Path | None:

@@ -3,6 +3,7 @@
     python scripts/campaign.py zinc250k --minutes 100     # one per core: run the other model beside it
     python scripts/campaign.py moses --minutes 100
     python scripts/campaign.py moses --status             # the learning curve so far, no training
+    python scripts/campaign.py moses --restore            # on a new clone: val.smi, weights, ... for shipping
 
 The campaign's settings are ``models/NAME/campaign.json`` (data file, config, and optional
 ``resume_settings``: evaluation and checkpoint settings a resumed stretch may change); its state is the run
@@ -50,6 +51,9 @@ def main() -> None:
     ap.add_argument("name", help="the campaign: a folder of models/ with a campaign.json")
     ap.add_argument("--minutes", type=float, help="wall-clock minutes of training in this stretch")
     ap.add_argument("--status", action="store_true", help="print the learning curve and stop")
+    ap.add_argument("--restore", action="store_true",
+                    help="rebuild the run's files git leaves out (val.smi, train_hashes.npy, model.safetensors) "
+                         "from its checkpoint and data, without training: for evaluating or shipping on a new machine")
     ap.add_argument("--data-dir", default=str(SHARED), help="where the campaign's data file lies")
     args = ap.parse_args()
     run = ROOT / "models" / args.name
@@ -57,9 +61,15 @@ def main() -> None:
     if args.status:
         status(run)
         return
+    data = Path(args.data_dir) / spec["data"]
+    if args.restore:
+        sys.path.insert(0, str(ROOT))
+        from molvae.train import restore_run_files
+
+        print(f"restored {restore_run_files(data, run)}")
+        return
     if not args.minutes or args.minutes <= 0:
         sys.exit("--minutes must be positive")
-    data = Path(args.data_dir) / spec["data"]
     cmd = [sys.executable, "-m", "molvae", "train", str(data), "--out", str(run), "--threads", "1",
            "--set", f"max_minutes={args.minutes}"]
     if (run / "checkpoint.pt").exists():

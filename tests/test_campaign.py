@@ -175,3 +175,36 @@ def test_progress_in_a_log_file_is_a_few_plain_lines(tmp_path):
     assert "\r" not in text
     lines = text.strip().splitlines()
     assert 1 <= len(lines) <= 3 and "20000/20000" in lines[-1], lines
+
+
+def test_a_committed_run_directory_is_restored_without_training(tmp_path):
+    """A fresh clone holds only the checkpoint and logs: restore_run_files rebuilds the split, the novelty
+    hashes and the best weights exactly as training wrote them, and refuses weights past the best."""
+    import numpy as np
+
+    from molvae.errors import CheckpointError
+    from molvae.io import load_checkpoint, load_weights, save_checkpoint
+    from molvae.train import restore_run_files
+
+    data = read_sample(160)
+    out = tmp_path / "run"
+    _run(out, keep_best=True)
+    kept = {name: (out / name).read_bytes() for name in ("val.smi", "train_hashes.npy")}
+    weights = load_weights(out / "model.safetensors")
+    for name in ("val.smi", "train_hashes.npy", "model.safetensors", "rejects.csv"):
+        (out / name).unlink()
+    restore_run_files(data, out, progress=False)
+    assert {name: (out / name).read_bytes() for name in kept} == kept
+    assert np.load(out / "train_hashes.npy").size > 100
+    restored = load_weights(out / "model.safetensors")
+    assert restored.keys() == weights.keys() and all(torch.equal(restored[k], weights[k]) for k in weights)
+    MolVAE.load(out)  # a usable model directory again
+
+    state = load_checkpoint(out / "checkpoint.pt")
+    state["bad_epochs"] = 1
+    save_checkpoint(state, out / "checkpoint.pt")
+    (out / "model.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="past the best"):
+        restore_run_files(data, out, progress=False)
+    with pytest.raises(CheckpointError, match="differ"):
+        restore_run_files(data[:-5], out, progress=False)
