@@ -54,7 +54,7 @@ def main() -> None:
     unique = df["unique"].sum() / max(df["valid"].sum(), 1)
     novel = df.loc[df["unique"], "novel"].mean()
     log = pd.read_csv(Path(args.model) / "train_log.csv")
-    print(f"training: {len(log)} epochs, {log['seconds'].sum() / 60:.1f} min")
+    print(f"training: {len(log)} evaluations logged, {log['seconds'].sum() / 60:.1f} min")
     print(f"exact greedy reconstruction of {len(smiles)} held-out molecules ({heldout}): {rec['exact'].mean():.4f} "
           f"({t_rec:.0f} s)")
     print(f"{args.n} prior samples ({args.prior} prior): validity {valid:.4f}, uniqueness {unique:.4f}, "
