@@ -330,14 +330,20 @@ class MolVAE:
         return prior != "model" and self.latent_prior is not None
 
     def fit_latent_prior(self, molecules: Sequence[Any] | str, components: int = 10, seed: int = 0,
-                         save: bool = True, skip_unknown: bool = True) -> "LatentMixture":
-        """Fit a Gaussian mixture to the latent means of ``molecules`` (the training set, or a sample of
-        it) and sample from it from now on (:mod:`molvae.latent_mixture`); saved in the model's directory
-        when ``save``. Molecules that do not parse or do not fit the vocabulary are left out."""
+                         save: bool = True, skip_unknown: bool = True, kind: str = "mixture",
+                         scale: float = 1.0) -> "LatentMixture":
+        """Fit a prior to the latent posteriors of ``molecules`` (the training set, or a sample of it) and
+        sample from it from now on (:mod:`molvae.latent_mixture`); saved in the model's directory when
+        ``save``. ``kind``: ``mixture``, a ``components``-Gaussian mixture over the posterior means, or
+        ``aggregate``, the molecules' posteriors themselves (one component each, their widths times
+        ``scale``). Molecules that do not
+        parse or do not fit the vocabulary are left out."""
         from molvae.latent_mixture import LATENT_PRIOR_FILE, LatentMixture
 
         if self.config.n_conditions:
             raise ConfigError("a fitted latent prior is for unconditional models (a CVAE samples at conditions)")
+        if kind not in ("mixture", "aggregate"):
+            raise ConfigError(f"latent prior kind must be 'mixture' or 'aggregate', got {kind!r}")
         if isinstance(molecules, (str, Path)):
             from molvae.data import read_smiles
 
@@ -348,14 +354,19 @@ class MolVAE:
                 rows.append(self._token_row(m, skip_unknown))
             except (InvalidSmilesError, ValueError):
                 continue
-        if len(rows) < 2 * components:
-            raise ConfigError(f"need at least {2 * components} usable molecules to fit {components} components, "
-                              f"got {len(rows)}")
+        need = 1 if kind == "aggregate" else 2 * components
+        if len(rows) < need:
+            raise ConfigError(f"need at least {need} usable molecules to fit the latent prior, got {len(rows)}")
         with torch.no_grad():
-            z = torch.cat([self.net.encode(*(t.to(self.device) for t in pad_rows(rows[s:s + 1024], self.vocab.pad_id,
-                                                                                  min_length=1)))[0].float().cpu()
-                           for s in range(0, len(rows), 1024)])
-        self.latent_prior = LatentMixture.fit(z, components=components, seed=seed)
+            posteriors = [self.net.encode(*(t.to(self.device) for t in pad_rows(rows[s:s + 1024], self.vocab.pad_id,
+                                                                                 min_length=1)))
+                          for s in range(0, len(rows), 1024)]
+        mu = torch.cat([p[0].float().cpu() for p in posteriors])
+        if kind == "aggregate":
+            logvar = torch.cat([p[1].float().cpu() for p in posteriors])
+            self.latent_prior = LatentMixture.aggregate(mu, logvar, scale)
+        else:
+            self.latent_prior = LatentMixture.fit(mu, components=components, seed=seed)
         if save and self.path is not None:
             self.latent_prior.save(self.path / LATENT_PRIOR_FILE)
         return self.latent_prior

@@ -7,7 +7,14 @@ training cost: fit a full-covariance Gaussian mixture to the posterior means of 
 and sample latent points from it instead. A model directory stores it as ``latent_prior.safetensors``;
 :meth:`molvae.api.MolVAE.sample` uses it when present (``prior="fitted"``, the default ``"auto"``).
 
-Shapes: ``z (N, Z)``; weights ``(K,)``, means ``(K, Z)``, Cholesky factors of the covariances ``(K, Z, Z)``.
+The second form, :meth:`LatentMixture.aggregate`, is the aggregate posterior of a sample of training
+molecules itself: one diagonal component per molecule, its posterior ``N(mu_i, diag(sigma_i^2))``, the
+prior the VampPrior approximates (Tomczak & Welling 2018). Where the posteriors lie on a thin, curved
+set (a low-beta model), a few full Gaussians still put most of their mass between them; the aggregate
+puts it only where the decoder was trained.
+
+Shapes: ``z (N, Z)``; weights ``(K,)``, means ``(K, Z)``, Cholesky factors of the covariances
+``(K, Z, Z)``, or for the aggregate form standard deviations ``(K, Z)``.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from pathlib import Path
 import torch
 
 from molvae.errors import CheckpointError, ConfigError
+from molvae.priors import mixture_log_prob
 
 __all__ = ["LatentMixture", "LATENT_PRIOR_FILE"]
 
@@ -27,12 +35,27 @@ LATENT_PRIOR_FILE = "latent_prior.safetensors"
 
 @dataclass
 class LatentMixture:
-    """A full-covariance Gaussian mixture over latent space (float64 parameters)."""
+    """A Gaussian mixture over latent space (float64 parameters): full covariances (``chol``) or,
+    for the aggregate posterior, diagonal ones (``scales``, with ``chol`` None)."""
 
     weights: torch.Tensor
     means: torch.Tensor
-    chol: torch.Tensor
+    chol: torch.Tensor | None
     n_fitted: int = 0
+    scales: torch.Tensor | None = None
+
+    @classmethod
+    def aggregate(cls, mu: torch.Tensor, logvar: torch.Tensor, scale: float = 1.0) -> "LatentMixture":
+        """The aggregate posterior of ``N`` molecules: equal weights, their posterior means, and their
+        posterior standard deviations times ``scale`` (in (0, 1]; below 1 stays closer to the means)."""
+        mu, logvar = mu.detach().double().cpu(), logvar.detach().double().cpu()
+        if mu.ndim != 2 or mu.shape != logvar.shape or len(mu) < 1:
+            raise ConfigError(f"need matching (N, Z) posterior means and log-variances, got {tuple(mu.shape)} "
+                              f"and {tuple(logvar.shape)}")
+        if not 0.0 < scale <= 1.0:
+            raise ConfigError(f"the aggregate prior's scale must be in (0, 1], got {scale}")
+        return cls(torch.full((len(mu),), 1.0 / len(mu), dtype=torch.float64), mu, None, len(mu),
+                   scale * torch.exp(0.5 * logvar))
 
     @property
     def latent_dim(self) -> int:
@@ -65,21 +88,25 @@ class LatentMixture:
 
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
         """``log p(z)`` per row, ``(N,)`` float64."""
+        if self.scales is not None:
+            return mixture_log_prob(z.detach().cpu(), self.means, 2.0 * torch.log(self.scales)).double()
         return torch.logsumexp(_log_joint(z.detach().double().cpu(), self.weights, self.means, self.chol), dim=1)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` latent points ``(n, Z)`` float32."""
         which = torch.multinomial(self.weights, n, replacement=True, generator=generator)
         eps = torch.randn(n, self.latent_dim, generator=generator, dtype=torch.float64)
+        if self.scales is not None:
+            return (self.means[which] + self.scales[which] * eps).float()
         z = self.means[which] + torch.einsum("nij,nj->ni", self.chol[which], eps)
         return z.float()
 
     def save(self, path: str | Path) -> Path:
         from molvae.io import save_weights
 
-        tensors = {"weights": self.weights, "means": self.means, "chol": self.chol}
-        return save_weights(tensors, path, metadata={"format": "molvae-latent-mixture-1",
-                                                     "n_fitted": str(self.n_fitted)})
+        spread = {"scales": self.scales} if self.scales is not None else {"chol": self.chol}
+        return save_weights({"weights": self.weights, "means": self.means, **spread}, path,
+                            metadata={"format": "molvae-latent-mixture-1", "n_fitted": str(self.n_fitted)})
 
     @classmethod
     def load(cls, path: str | Path, latent_dim: int) -> "LatentMixture":
@@ -87,17 +114,23 @@ class LatentMixture:
         from molvae.io import load_weights
 
         t = load_weights(path)
+        spread_name = "scales" if "scales" in t else "chol"
         try:
-            weights, means, chol = t["weights"].double(), t["means"].double(), t["chol"].double()
+            weights, means, spread = t["weights"].double(), t["means"].double(), t[spread_name].double()
         except KeyError as exc:
             raise CheckpointError(f"{path}: not a latent prior (missing {exc})") from None
         k = len(weights)
-        if means.shape != (k, latent_dim) or chol.shape != (k, latent_dim, latent_dim):
+        want = (k, latent_dim) if spread_name == "scales" else (k, latent_dim, latent_dim)
+        if means.shape != (k, latent_dim) or spread.shape != want:
             raise CheckpointError(f"{path}: latent prior of shape {tuple(means.shape)} does not fit a model "
                                   f"with latent size {latent_dim}")
-        if not (torch.isfinite(weights).all() and torch.isfinite(means).all() and torch.isfinite(chol).all()):
+        if not (torch.isfinite(weights).all() and torch.isfinite(means).all() and torch.isfinite(spread).all()):
             raise CheckpointError(f"{path}: latent prior has non-finite values")
-        return cls(weights / weights.sum(), means, chol)
+        if spread_name == "scales":
+            if not bool((spread > 0).all()):
+                raise CheckpointError(f"{path}: latent prior has non-positive scales")
+            return cls(weights / weights.sum(), means, None, k, spread)
+        return cls(weights / weights.sum(), means, spread)
 
 
 def _seed_means(z: torch.Tensor, k: int, gen: torch.Generator) -> torch.Tensor:

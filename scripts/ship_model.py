@@ -34,6 +34,9 @@ def main() -> None:
     ap.add_argument("--data", help="the run's training data (for --fit-prior)")
     ap.add_argument("--fit-prior", type=int, default=0, metavar="K", help="fit a K-component latent mixture prior")
     ap.add_argument("--prior-molecules", type=int, default=50_000)
+    ap.add_argument("--prior-kind", choices=["mixture", "aggregate"], default="mixture",
+                    help="aggregate: the --prior-molecules' posteriors themselves (stored in float16)")
+    ap.add_argument("--prior-scale", type=float, default=1.0, help="aggregate: their widths times this")
     ap.add_argument("--half", action="store_true", help="store the weights in float16")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -61,7 +64,7 @@ def main() -> None:
         if (run / name).exists():
             shutil.copy(run / name, dest / name)
     shipped = MolVAE.load(dest, device="cpu")
-    if args.fit_prior:  # fitted to the shipped weights' latent means
+    if args.fit_prior or args.prior_kind == "aggregate":  # fitted to the shipped weights' posteriors
         if not args.data:
             sys.exit("--fit-prior needs --data (the run's training data)")
         from molvae.data import read_smiles
@@ -72,9 +75,14 @@ def main() -> None:
         pick = np.random.default_rng(args.seed).permutation(len(smiles))
         chosen = [smiles[i] for i in pick[: args.prior_molecules + len(held_out)] if smiles[i] not in held_out]
         mixture = shipped.fit_latent_prior(chosen[: args.prior_molecules], components=args.fit_prior,
-                                           seed=args.seed, save=False)
-        mixture.weights, mixture.means, mixture.chol = (t.float() for t in (mixture.weights, mixture.means,
-                                                                             mixture.chol))
+                                           seed=args.seed, save=False, kind=args.prior_kind,
+                                           scale=args.prior_scale)
+        if mixture.scales is not None:  # one component per molecule: half precision keeps the file small
+            mixture.weights, mixture.means, mixture.scales = (mixture.weights.float(), mixture.means.half(),
+                                                              mixture.scales.half())
+        else:
+            mixture.weights, mixture.means, mixture.chol = (t.float() for t in (mixture.weights, mixture.means,
+                                                                                 mixture.chol))
         mixture.save(dest / LATENT_PRIOR_FILE)
     z = shipped.encode(REFERENCE_MOLECULES)
     (dest / "reference_encodings.json").write_text(json.dumps(

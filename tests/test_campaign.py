@@ -160,6 +160,52 @@ def test_fitted_latent_prior_is_saved_loaded_and_used(tiny_model, tmp_path):
         tiny_model.sample(5, prior="fitted")
 
 
+def test_the_aggregate_posterior_prior_samples_around_its_molecules(tiny_model, tmp_path):
+    """One diagonal component per molecule: samples lie within a few posterior widths of one of the
+    molecules' means (not spread over N(0, I)); it survives a save/load (float16 as shipped) and drives
+    sample(); and the CLI fits it."""
+    import subprocess
+    import sys
+
+    from molvae.errors import CheckpointError
+    from molvae.latent_mixture import LATENT_PRIOR_FILE, LatentMixture
+
+    gen = torch.Generator().manual_seed(0)
+    mu = 3.0 * torch.randn(50, 4, generator=gen)
+    agg = LatentMixture.aggregate(mu, torch.full((50, 4), -6.0))  # sigma 0.05
+    z = agg.sample(400, torch.Generator().manual_seed(1))
+    assert float(torch.cdist(z.double(), mu.double()).min(1).values.max()) < 0.05 * 6
+    assert agg.log_prob(mu[:3]).min() > agg.log_prob(torch.zeros(1, 4) + 10).max()
+    half = LatentMixture(agg.weights.float(), agg.means.half(), None, 50, agg.scales.half())
+    half.save(tmp_path / "agg.safetensors")
+    back = LatentMixture.load(tmp_path / "agg.safetensors", latent_dim=4)
+    assert back.scales is not None and back.chol is None and len(back.weights) == 50
+    torch.testing.assert_close(back.means, mu.double(), atol=5e-3, rtol=1e-3)
+    with pytest.raises(CheckpointError, match="latent size"):
+        LatentMixture.load(tmp_path / "agg.safetensors", latent_dim=5)
+
+    run = tmp_path / "model"
+    tiny_model.save(run)
+    data = tmp_path / "train.smi"
+    data.write_text("\n".join(read_sample(120)) + "\n")
+    proc = subprocess.run([sys.executable, "-m", "molvae", "fit-prior", str(run), str(data), "--kind", "aggregate"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    model = MolVAE.load(run)
+    assert model.latent_prior.scales is not None and len(model.latent_prior.weights) >= 100
+    fitted = model.sample(100, seed=0, progress=False)
+    assert fitted["valid"].all()
+    assert fitted["smiles"].tolist() != model.sample(100, seed=0, progress=False, prior="model")["smiles"].tolist()
+    assert (run / LATENT_PRIOR_FILE).exists()
+    with pytest.raises(ConfigError, match="kind"):
+        model.fit_latent_prior(read_sample(20), kind="kde", save=False)
+    narrow = LatentMixture.aggregate(mu, torch.zeros(50, 4), scale=0.1)
+    torch.testing.assert_close(narrow.scales, torch.full((50, 4), 0.1, dtype=torch.float64))
+    bad = subprocess.run([sys.executable, "-m", "molvae", "fit-prior", str(run), str(data), "--kind", "aggregate",
+                          "--scale", "0"], capture_output=True, text=True)
+    assert bad.returncode != 0 and "--scale must be in (0, 1]" in bad.stderr and "Traceback" not in bad.stderr
+
+
 def test_progress_in_a_log_file_is_a_few_plain_lines(tmp_path):
     import subprocess
     import sys

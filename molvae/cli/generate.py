@@ -50,6 +50,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model", help="model directory (a training run's --out); the prior is saved there")
     p.add_argument("input", help="SMILES file: the training molecules, or a random sample of them")
     p.add_argument("--components", type=int, default=10, help="Gaussian components (default 10)")
+    p.add_argument("--kind", choices=["mixture", "aggregate"], default="mixture",
+                   help="mixture: a Gaussian mixture over the latent means; aggregate: the molecules' "
+                        "posteriors themselves, one component each (use --max-molecules 10000 or so)")
+    p.add_argument("--scale", type=float, default=1.0,
+                   help="aggregate: the posteriors' widths times this, in (0, 1] (default 1)")
     p.add_argument("--max-molecules", type=int, default=50000, help="use at most this many, at random (default 50000)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
@@ -100,6 +105,8 @@ def run_fit_prior(args: argparse.Namespace) -> int:
 
     if args.components <= 0 or args.max_molecules <= 0:
         raise ConfigError("--components and --max-molecules must be positive")
+    if not 0.0 < args.scale <= 1.0:
+        raise ConfigError(f"--scale must be in (0, 1], got {args.scale}")
     model = load_model(args.model, args.device)
     if model.path is None or not Path(args.model).is_dir():
         raise ConfigError(f"{args.model}: fit-prior writes into a model directory; give the directory")
@@ -107,9 +114,11 @@ def run_fit_prior(args: argparse.Namespace) -> int:
     if len(smiles) > args.max_molecules:
         pick = np.random.default_rng(args.seed).permutation(len(smiles))[:args.max_molecules]
         smiles = [smiles[i] for i in sorted(pick)]
-    mixture = model.fit_latent_prior(smiles, components=args.components, seed=args.seed)
-    print(f"latent prior: {len(mixture.weights)} components fitted to {mixture.n_fitted} latent means, "
-          f"saved in {args.model}; molvae sample uses it (--prior model for the model's own)", file=sys.stderr)
+    mixture = model.fit_latent_prior(smiles, components=args.components, seed=args.seed, kind=args.kind,
+                                     scale=args.scale)
+    print(f"latent prior ({args.kind}): {len(mixture.weights)} components fitted to {mixture.n_fitted} "
+          f"molecules' posteriors, saved in {args.model}; molvae sample uses it (--prior model for the "
+          "model's own)", file=sys.stderr)
     return 0
 
 
