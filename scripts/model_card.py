@@ -52,7 +52,7 @@ def card(name: str, run: Path, evaluation: dict, moses: dict | None, status: str
            "```python", "from molvae import MolVAE", "",
            f'model = MolVAE.pretrained("{name}")      # or: molvae sample {name} -n 1000', "```", "",
            "## Data", "",
-           f"`{campaign['data']}` (the project's copy in `../shared/data`), cleaned by molvae's standard pipeline "
+           f"`{campaign['data']}` (as `molvae data get` downloads it), cleaned by molvae's standard pipeline "
            f"(RDKit parse and sanitize, canonical SMILES, SELFIES within the maximum length):", "",
            "```", cleaning, "```", "",
            f"{100 * config['val_fraction']:.2f}% of the kept molecules are held out for validation (never trained "

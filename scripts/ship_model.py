@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -63,6 +64,9 @@ def main() -> None:
     for name in ("data_report.txt", "training_curves.png", "metrics.json"):
         if (run / name).exists():
             shutil.copy(run / name, dest / name)
+    report = dest / "data_report.txt"
+    if report.exists():  # the file's name, not where it lay on the training machine
+        report.write_text(re.sub(r"(?m)^/\S*/", "", report.read_text()))
     shipped = MolVAE.load(dest, device="cpu")
     if args.fit_prior or args.prior_kind == "aggregate":  # fitted to the shipped weights' posteriors
         if not args.data:
