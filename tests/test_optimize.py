@@ -339,7 +339,7 @@ def test_two_workers_share_one_postgres_study(tiny_model, tmp_path):
 
 @pytest.mark.postgres
 @needs_pg
-@pytest.mark.parametrize("method", ["reinvent", "selfies_ga"])
+@pytest.mark.parametrize("method", ["reinvent", "selfies_ga", "graph_ga"])
 def test_two_workers_of_the_generator_methods_share_one_postgres_study(tiny_model, tmp_path, method):
     _two_workers(tiny_model, tmp_path, PG_URL, f"test-{method}-{uuid.uuid4().hex[:8]}", budget=120, method=method)
 

@@ -26,6 +26,11 @@ def test_a_shipped_name_works_wherever_a_model_directory_does(tiny_model, tmp_pa
     assert main(["optimize", "demo", "--objective", "qed", "--budget", "20", "--quiet",
                  "--out", str(tmp_path / "opt")]) == 0
     assert (tmp_path / "opt" / "calls.csv").exists()
+    assert main(["report", "demo", "--out", str(tmp_path / "report"), "--n-sample", "20", "--quiet"]) == 0
+    assert (tmp_path / "report" / "index.html").exists()
+    (tmp_path / "in.smi").write_text("CCO\nc1ccccc1\n")
+    assert main(["encode", "demo", str(tmp_path / "in.smi"), "--out", str(tmp_path / "z.csv")]) == 0
+    assert (tmp_path / "z.csv").exists()
 
 
 @pytest.mark.parametrize("name", available_pretrained())

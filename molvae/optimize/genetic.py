@@ -1,17 +1,21 @@
-"""Genetic moves on SELFIES token strings and on latent codes, and the ``selfies_ga`` strategy.
+"""Genetic moves on SELFIES token strings, on molecular graphs and on latent codes, and the
+``selfies_ga`` strategy that breeds with all three.
 
 Every SELFIES string decodes to a valid molecule, so a GA can edit token strings blindly (as
 STONED and the SELFIES GA of Nigam et al. do): a mutation replaces, inserts or deletes one token
 drawn from the model's vocabulary, a crossover splices the head of one parent onto the tail of
-another. Latent moves breed the parents' codes instead (the crossover of
+another. Graph moves are Graph GA's (Jensen 2019; the implementation of mol_ga, Tripp &
+Hernandez-Lobato 2023): crossovers that join ring or chain fragments of two parents, mutations
+that edit atoms, bonds and rings. Latent moves breed the parents' codes instead (the crossover of
 :mod:`~molvae.optimize.population`, then a Gaussian step), so children stay on the part of latent
-space the decoder knows. :func:`breed` makes both kinds from a ranked pool; ``selfies_ga`` runs it
+space the decoder knows. :func:`breed` makes all kinds from a ranked pool; ``selfies_ga`` runs it
 on the study's best molecules, and ``reinvent`` (:mod:`~molvae.optimize.reinvent`) uses it to feed
 its replay buffer, as Genetic GFN does (Kim et al. 2024).
 """
 
 from __future__ import annotations
 
+import random
 from functools import lru_cache
 from typing import Any, Sequence
 
@@ -22,7 +26,7 @@ from molvae.optimize.base import Search
 from molvae.optimize.population import SIGMAS, latent_crossover, rank_weights
 
 __all__ = ["mutate", "crossover", "token_children", "breed", "model_alphabet", "selfies_tokens",
-           "run_selfies_ga"]
+           "run_selfies_ga", "run_graph_ga", "OperatorShare", "graph_children"]
 
 _MUTATE_AFTER_CROSSOVER = 0.5  # a spliced child is also mutated this often (every other child is)
 
@@ -67,6 +71,46 @@ def token_children(parents: Sequence[Sequence[str]], weights: np.ndarray, n: int
     return out
 
 
+# --------------------------------------------------------------------------- graph moves
+
+_GRAPH_CROSSOVER = 0.9  # Graph GA's blend (mol_ga): most children are crossovers ...
+_GRAPH_MUTATION = 0.01  # ... mutated at GuacaMol's Graph GA rate; the rest are mutations only
+_GRAPH_SIZE = (39.15, 3.50)  # GuacaMol's Graph GA: a child has fewer heavy atoms than a draw from
+_GRAPH_MIN_ATOMS = 5  # N(mean, sd) of ZINC's sizes, and more than 5 (mol_ga dropped this; without it
+_GRAPH_TRIES = 10  # crossovers keep joining fragments and the molecules grow without bound)
+
+
+def graph_children(parents: Sequence[str], weights: np.ndarray, n: int, rng: np.random.Generator) -> list[str | None]:
+    """``n`` children of SMILES ``parents`` picked with ``weights`` by Graph GA's moves on the molecular
+    graph (Jensen 2019, as packaged by mol_ga): a crossover joins fragments of two parents cut at a
+    ring or a chain bond, a mutation edits an atom, a bond or a ring. A child outside Graph GA's size
+    window is made again (up to 10 tries); None where no try gave one."""
+    from mol_ga.graph_ga.gen_candidates import mutate as graph_mutate
+    from mol_ga.graph_ga.gen_candidates import reproduce
+    from rdkit import Chem
+
+    from molvae.chem import quiet_rdkit
+
+    moves = random.Random(int(rng.integers(2**63)))  # mol_ga draws from a random.Random
+    out: list[str | None] = []
+    with quiet_rdkit():
+        for _ in range(n):
+            child = None
+            for _ in range(_GRAPH_TRIES):
+                first = parents[int(rng.choice(len(parents), p=weights))]
+                if rng.random() < _GRAPH_CROSSOVER:
+                    second = parents[int(rng.choice(len(parents), p=weights))]
+                    child = reproduce(first, second, _GRAPH_MUTATION, moves)
+                else:
+                    child = graph_mutate(first, moves)
+                mol = Chem.MolFromSmiles(child) if child else None
+                if mol is not None and _GRAPH_MIN_ATOMS < mol.GetNumAtoms() < rng.normal(*_GRAPH_SIZE):
+                    break
+                child = None
+            out.append(child)
+    return out
+
+
 # --------------------------------------------------------------------------- helpers
 
 
@@ -108,17 +152,22 @@ def _decode_tokens(children: Sequence[Sequence[str]], stereo: bool) -> list[str 
 
 def breed(space: Any, parents: Sequence[str], tokens: Sequence[Sequence[str]], n: int,
           rng: np.random.Generator, *, crossover_rate: float = 0.5, latent_share: float = 0.0,
-          alphabet: Sequence[str] | None = None) -> tuple[list[str | None], np.ndarray]:
+          graph_share: float = 0.0, alphabet: Sequence[str] | None = None
+          ) -> tuple[list[str | None], np.ndarray, np.ndarray]:
     """``n`` children of a pool ranked best first: ``parents`` (SMILES) with their SELFIES ``tokens``.
 
-    A share ``latent_share`` comes from latent moves on the parents' encodings (decoded greedily),
-    the rest from token moves. Returns the children's canonical SMILES (None: an empty decoding)
-    and their latent points ``(n, Z)`` (NaN rows for token-made children).
+    A share ``latent_share`` comes from latent moves on the parents' encodings (decoded greedily), a
+    share ``graph_share`` from Graph GA's moves (:func:`graph_children`), the rest from token moves.
+    Returns the children's canonical SMILES (None: an empty decoding or a failed move), their latent
+    points ``(n, Z)`` (NaN rows for children not made in latent space) and the move that made each
+    (``(n,)``: 0 latent, 1 token, 2 graph).
     """
     if not parents:
-        return [], np.zeros((0, space.dim))
+        return [], np.zeros((0, space.dim)), np.zeros(0, dtype=int)
     weights = rank_weights(len(parents))
     n_latent = int(rng.binomial(n, latent_share)) if latent_share > 0 else 0
+    n_graph = int(rng.binomial(n - n_latent, min(1.0, graph_share / max(1e-12, 1.0 - latent_share)))) \
+        if graph_share > 0 else 0
     z_kids = np.full((n, space.dim), np.nan)
     smiles: list[str | None] = []
     if n_latent:
@@ -133,43 +182,103 @@ def breed(space: Any, parents: Sequence[str], tokens: Sequence[Sequence[str]], n
             z_kids[:n_latent] = z
         else:
             n_latent = 0
+    smiles += graph_children(parents, weights, n_graph, rng) if n_graph else []
     max_len = int(getattr(getattr(space.model, "config", None), "max_len", 100))
     stereo = bool(getattr(getattr(space.model, "config", None), "stereo", True))
-    kids = token_children(tokens, weights, n - n_latent, alphabet or model_alphabet(space.model), rng,
+    kids = token_children(tokens, weights, n - n_latent - n_graph, alphabet or model_alphabet(space.model), rng,
                           crossover_rate=crossover_rate, max_len=max_len)
-    return smiles + _decode_tokens(kids, stereo), z_kids
+    move = np.repeat([0, 2, 1], [n_latent, n_graph, n - n_latent - n_graph])
+    return smiles + _decode_tokens(kids, stereo), z_kids, move
 
 
-def _check(population: int, children: int, crossover_rate: float, latent_share: float, immigrants: float) -> None:
+def _check(population: int, children: int, **shares: float | str) -> None:
+    """Sizes >= 1 and every share in [0, 1] (``latent_share`` may also be ``"auto"``)."""
     if population < 1 or children < 1:
         raise ConfigError(f"population and children must be >= 1, got {population} and {children}")
-    for name, value in (("crossover", crossover_rate), ("latent_share", latent_share), ("immigrants", immigrants)):
-        if not 0.0 <= float(value) <= 1.0:
-            raise ConfigError(f"{name} must be in [0, 1], got {value!r}")
+    for name, value in shares.items():
+        if name == "latent_share" and value == "auto":
+            continue
+        try:
+            ok = 0.0 <= float(value) <= 1.0
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            hint = " or 'auto'" if name == "latent_share" else ""
+            raise ConfigError(f"{name} must be a number in [0, 1]{hint}, got {value!r}")
+
+
+class OperatorShare:
+    """How many children each move makes (latent, token, graph), following which move pays: each
+    move's rate of children that enter the population per oracle call, discounted every generation,
+    sets its share by probability matching (each keeps at least ``low``, so a losing move is still
+    tried)."""
+
+    def __init__(self, low: float = 0.1, discount: float = 0.95, moves: int = 3) -> None:
+        self.low, self.discount = low, discount
+        self.wins = np.ones(moves)  # a Beta(1, 1)-like start: equal shares
+        self.calls = np.full(moves, 2.0)
+
+    @property
+    def shares(self) -> np.ndarray:
+        """The share of each move ``(moves,)``, summing to 1."""
+        rate = self.wins / self.calls
+        return self.low + (1.0 - len(rate) * self.low) * rate / rate.sum()
+
+    def update(self, move: np.ndarray, answers: Sequence[Any], threshold: float) -> None:
+        """Credit one generation: the move that made each child, its oracle answer, the population's entry score."""
+        self.wins = 1 + self.discount * (self.wins - 1)
+        self.calls = 2 + self.discount * (self.calls - 2)
+        for arm, ans in zip(move, answers):
+            if ans.status not in ("new", "failed"):  # repeats and empty decodings cost no call
+                continue
+            self.calls[arm] += 1
+            self.wins[arm] += ans.status == "new" and ans.score is not None and ans.score > threshold
 
 
 def run_selfies_ga(search: Search, *, population: int = 100, children: int = 50, n_init: int = 100,
-                   crossover: float = 0.5, latent_share: float = 0.25, immigrants: float = 0.05) -> None:
-    """Evolve the study's best molecules by SELFIES and latent moves until the search says stop.
+                   crossover: float = 0.5, latent_share: float | str = 0.25, graph_share: float = 0.0,
+                   immigrants: float = 0.05) -> None:
+    """Evolve the study's best molecules by latent, SELFIES and graph moves until the search says stop.
 
     ``population``: how many of the best molecules of the study (all workers) breed; ``children``:
     molecules proposed per generation; ``n_init``: prior points decoded first when the study has no
-    scored molecule yet; ``crossover``: share of children with two parents; ``latent_share``: share
-    made by latent moves (the rest by token moves); ``immigrants``: share decoded fresh from the prior.
+    scored molecule yet; ``crossover``: share of children with two parents (latent and token moves);
+    ``latent_share`` / ``graph_share``: shares made by latent moves and by Graph GA's moves (the rest
+    by token moves), or ``latent_share="auto"`` to follow the move whose children enter the population
+    most often per oracle call (:class:`OperatorShare`); ``immigrants``: share decoded fresh from the prior.
     """
-    _check(population, children, crossover, latent_share, immigrants)
+    _check(population, children, crossover=crossover, latent_share=latent_share, graph_share=graph_share,
+           immigrants=immigrants)
+    if latent_share != "auto" and float(latent_share) + float(graph_share) > 1.0:
+        raise ConfigError(f"latent_share + graph_share must be at most 1, got {latent_share} + {graph_share}")
     space, rng = search.space, search.rng
     alphabet = model_alphabet(space.model)
+    adapt = OperatorShare() if latent_share == "auto" else None
     if not search.oracle.top(1) and not search.should_stop():
         search.evaluate(space.prior(n_init))
     while not search.should_stop():
-        pool = [(s, selfies_tokens(s)) for s, _ in search.oracle.top(population)]
+        ranked = search.oracle.top(population)
+        pool = [(s, selfies_tokens(s)) for s, _ in ranked]
         pool = [(s, t) for s, t in pool if t]
         n_fresh = int(rng.binomial(children, immigrants)) if pool else children
         if n_fresh:
             search.evaluate(space.prior(n_fresh))
         if children - n_fresh and not search.should_stop():
-            kids, _ = breed(space, [s for s, _ in pool], [t for _, t in pool], children - n_fresh, rng,
-                            crossover_rate=crossover, latent_share=latent_share, alphabet=alphabet)
+            shares = adapt.shares if adapt else (float(latent_share), 0.0, float(graph_share))
+            kids, _, move = breed(space, [s for s, _ in pool], [t for _, t in pool], children - n_fresh, rng,
+                                  crossover_rate=crossover, alphabet=alphabet, latent_share=float(shares[0]),
+                                  graph_share=float(shares[2]))
             answers = search.score_smiles(kids)
             search.count_as_points(answers)
+            if adapt is not None:
+                adapt.update(move, answers, ranked[-1][1] if len(ranked) >= population else -np.inf)
+
+
+def run_graph_ga(search: Search, *, population: int = 100, children: int = 50, n_init: int = 100,
+                 crossover: float = 0.5, latent_share: float | str = 0.25, graph_share: float = 0.75,
+                 immigrants: float = 0.05) -> None:
+    """``graph_ga``, the default strategy: :func:`run_selfies_ga` with three quarters of the children
+    made by Graph GA's moves and a quarter by latent moves (the 6-task protocol of BENCHMARKS.md: 3.72
+    against 3.57 for the latent population search and for SELFIES moves)."""
+    run_selfies_ga(search, population=population, children=children, n_init=n_init, crossover=crossover,
+                   latent_share=latent_share, graph_share=graph_share, immigrants=immigrants)

@@ -382,8 +382,8 @@ class _Reinvent:
             return Episode([])
         vocab = self.model.vocab
         tokens = [[vocab.itos[i] for i in m.row] for m in ranked]
-        kids, _ = breed(self.space, [m.smiles for m in ranked], tokens, self.s.ga_children, self.rng,
-                        crossover_rate=self.s.ga_crossover, alphabet=self.alphabet)
+        kids, _, _ = breed(self.space, [m.smiles for m in ranked], tokens, self.s.ga_children, self.rng,
+                           crossover_rate=self.s.ga_crossover, alphabet=self.alphabet)
         answers = self.search.score_smiles(kids)
         self.search.count_as_points(answers)
         # only new molecules: a child that repeats a known one (often its parent) teaches nothing
