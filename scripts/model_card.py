@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import platform
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,8 +61,9 @@ def card(name: str, run: Path, evaluation: dict, moses: dict | None, status: str
     out += [f"| {k} | {config.get(k)} |" for k in ARCH + TRAINING if k in config]
     out += ["", "## Compute", "",
             f"{float(last['cpu_minutes']) / 60:.2f} CPU-hours ({float(last['train_minutes']) / 60:.2f} h of training "
-            f"wall clock) over {int(last['step']):,} steps, {float(last['epoch']):.2f} epochs, on a shared 2-core "
-            f"x86-64 VM ({platform.processor() or 'Intel Xeon'}), one torch thread, bf16 autocast; trained in "
+            f"wall clock) over {int(last['step']):,} steps, {float(last['epoch']):.2f} epochs, on shared 2-core "
+            "x86-64 VMs (Intel Xeon and AMD EPYC machines both served; which ran each stretch was not "
+            "recorded), one torch thread, bf16 autocast; trained in "
             "stretches that each resumed the last one exactly (`scripts/campaign.py`, state in "
             f"`models/{name}/`).", "",
             "## Measured metrics (of the shipped float16 weights)", "",

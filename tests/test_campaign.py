@@ -136,18 +136,26 @@ def test_a_latent_mixture_fits_separated_clusters():
     assert mix.log_prob(centres).min() > mix.log_prob(torch.zeros(1, 3)).max()
 
 
-def test_fitted_latent_prior_is_saved_loaded_and_used(tiny_model, tmp_path):
+def _fit_prior_cli(model, tmp_path, n_molecules: int, *args: str):
+    """``molvae fit-prior`` on a saved copy of ``model`` and ``n_molecules`` sample molecules: the run
+    directory and the finished process."""
     import subprocess
     import sys
 
+    run = tmp_path / "model"
+    if not run.exists():
+        model.save(run)
+    data = tmp_path / "train.smi"
+    data.write_text("\n".join(read_sample(n_molecules)) + "\n")
+    proc = subprocess.run([sys.executable, "-m", "molvae", "fit-prior", str(run), str(data), *args],
+                          capture_output=True, text=True)
+    return run, proc
+
+
+def test_fitted_latent_prior_is_saved_loaded_and_used(tiny_model, tmp_path):
     from molvae.latent_mixture import LATENT_PRIOR_FILE
 
-    run = tmp_path / "model"
-    tiny_model.save(run)
-    data = tmp_path / "train.smi"
-    data.write_text("\n".join(read_sample(300)) + "\n")
-    proc = subprocess.run([sys.executable, "-m", "molvae", "fit-prior", str(run), str(data), "--components", "3"],
-                          capture_output=True, text=True)
+    run, proc = _fit_prior_cli(tiny_model, tmp_path, 300, "--components", "3")
     assert proc.returncode == 0, proc.stderr
     assert (run / LATENT_PRIOR_FILE).exists()
     model = MolVAE.load(run)
@@ -164,9 +172,6 @@ def test_the_aggregate_posterior_prior_samples_around_its_molecules(tiny_model, 
     """One diagonal component per molecule: samples lie within a few posterior widths of one of the
     molecules' means (not spread over N(0, I)); it survives a save/load (float16 as shipped) and drives
     sample(); and the CLI fits it."""
-    import subprocess
-    import sys
-
     from molvae.errors import CheckpointError
     from molvae.latent_mixture import LATENT_PRIOR_FILE, LatentMixture
 
@@ -184,12 +189,7 @@ def test_the_aggregate_posterior_prior_samples_around_its_molecules(tiny_model, 
     with pytest.raises(CheckpointError, match="latent size"):
         LatentMixture.load(tmp_path / "agg.safetensors", latent_dim=5)
 
-    run = tmp_path / "model"
-    tiny_model.save(run)
-    data = tmp_path / "train.smi"
-    data.write_text("\n".join(read_sample(120)) + "\n")
-    proc = subprocess.run([sys.executable, "-m", "molvae", "fit-prior", str(run), str(data), "--kind", "aggregate"],
-                          capture_output=True, text=True)
+    run, proc = _fit_prior_cli(tiny_model, tmp_path, 120, "--kind", "aggregate")
     assert proc.returncode == 0, proc.stderr
     model = MolVAE.load(run)
     assert model.latent_prior.scales is not None and len(model.latent_prior.weights) >= 100
@@ -201,8 +201,7 @@ def test_the_aggregate_posterior_prior_samples_around_its_molecules(tiny_model, 
         model.fit_latent_prior(read_sample(20), kind="kde", save=False)
     narrow = LatentMixture.aggregate(mu, torch.zeros(50, 4), scale=0.1)
     torch.testing.assert_close(narrow.scales, torch.full((50, 4), 0.1, dtype=torch.float64))
-    bad = subprocess.run([sys.executable, "-m", "molvae", "fit-prior", str(run), str(data), "--kind", "aggregate",
-                          "--scale", "0"], capture_output=True, text=True)
+    _, bad = _fit_prior_cli(tiny_model, tmp_path, 120, "--kind", "aggregate", "--scale", "0")
     assert bad.returncode != 0 and "--scale must be in (0, 1]" in bad.stderr and "Traceback" not in bad.stderr
 
 
