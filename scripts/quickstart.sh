@@ -4,8 +4,8 @@
 #   bash scripts/quickstart.sh            # minutes on a 2-core CPU after the install
 #
 # With the shipped models (molvae/pretrained/): sample 1,000 molecules from each and print validity,
-# uniqueness, novelty and MOSES metrics; a short QED optimization (300 oracle calls) in the zinc250k
-# model's latent space; an HTML report. Without shipped models (a checkout older than them), or with
+# uniqueness, novelty and MOSES metrics; a short QED optimization (300 oracle calls) with the zinc250k
+# model; an HTML report. Without shipped models (a checkout older than them), or with
 # QUICKSTART_TRAIN=1, it trains the small preset on the shipped 15,000-molecule sample instead.
 #
 # Environment: MOLVAE_VENV (default .venv), QUICKSTART_OUT (runs/quickstart), QUICKSTART_EPOCHS (4),
@@ -37,7 +37,7 @@ for model in $SHIPPED; do
     "$MOLVAE" evaluate "$OUT/$name-samples.csv" --ref moses-test --out "$OUT/$name-metrics" --quiet
 done
 OPT_MODEL=$(echo "$SHIPPED" | tr ' ' '\n' | grep -m1 zinc250k || echo "$SHIPPED" | cut -d' ' -f1)
-echo "== optimizing QED in the latent space of $(basename "$OPT_MODEL") (300 oracle calls)"
+echo "== optimizing QED with $(basename "$OPT_MODEL") (300 oracle calls)"
 rm -rf "$OUT/optimize"  # a fresh study each time the quick start runs
 "$MOLVAE" optimize "$OPT_MODEL" --objective qed --budget 300 --out "$OUT/optimize" --quiet
 echo "== HTML report of $(basename "$OPT_MODEL")"
