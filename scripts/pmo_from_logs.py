@@ -1,6 +1,6 @@
 """Recompute the PMO table from committed call logs alone: no model, no oracle, seconds.
 
-    python scripts/pmo_from_logs.py models/zinc250k/pmo_calls            # every method/config found
+    python scripts/pmo_from_logs.py models/zinc250k/pmo/calls            # every method/config found
     python scripts/pmo_from_logs.py runs/bench_opt/calls --method reinvent
 
 Each log is one run of scripts/bench_optimize.py (``TASK__METHOD__seedS__bB__dD__tT__oHASH.csv.gz``:
