@@ -658,9 +658,7 @@ def _base_model(init: "str | Path | MolVAE") -> "BaseModel":
 
     if isinstance(init, MolVAE):
         model, name = init, str(init.path or "<MolVAE>")
-    elif str(init) in available_pretrained() and not Path(init).exists():
-        model, name = MolVAE.pretrained(str(init), device="cpu"), str(init)
-    else:
+    else:  # a directory or a shipped model's name (MolVAE.load takes both)
         model, name = MolVAE.load(init, device="cpu"), str(init)
     weights = {k: v.detach().cpu().clone() for k, v in model.net.state_dict().items()}
     return BaseModel(name, model.config, model.vocab, weights)

@@ -26,7 +26,8 @@ from molvae.likelihood import LIKELIHOOD_FILE, OOD_FILE, OODCalibration
 from molvae.model import VAE, ModelConfig
 from molvae.vocab import Vocab
 
-__all__ = ["MODEL_FILES", "save_model", "load_model", "load_extras", "available_pretrained", "pretrained_path"]
+__all__ = ["MODEL_FILES", "save_model", "load_model", "load_extras", "available_pretrained", "pretrained_path",
+           "model_location"]
 
 MODEL_FILES = ("config.json", "vocab.json", "model.safetensors")
 """The files every model directory has."""
@@ -73,9 +74,7 @@ def load_model(path: str | Path) -> dict[str, Any]:
 
     :raises CheckpointError: not a model directory, unreadable or mismatched files.
     """
-    path = Path(path)
-    if not path.exists() and str(path) in available_pretrained():
-        path = PRETRAINED_ROOT / str(path)
+    path = model_location(path)
     if not path.is_dir():
         raise CheckpointError(f"{path}: model directory not found")
     missing = [f for f in MODEL_FILES if not (path / f).exists()]
@@ -127,6 +126,15 @@ def available_pretrained() -> list[str]:
     """Names of the models shipped inside the package (``molvae/pretrained/NAME``)."""
     root = PRETRAINED_ROOT
     return sorted(p.name for p in root.iterdir() if (p / "config.json").exists()) if root.is_dir() else []
+
+
+def model_location(spec: str | Path) -> Path:
+    """``spec`` as a path, or the shipped model's directory when ``spec`` names one and is not a path
+    here: how every command that takes a model directory (or a run directory) also takes a shipped name."""
+    path = Path(spec)
+    if not path.exists() and str(spec) in available_pretrained():
+        return PRETRAINED_ROOT / str(spec)
+    return path
 
 
 def pretrained_path(name: str) -> Path:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from molvae.checkpoint import available_pretrained, pretrained_path
+from molvae.checkpoint import model_location
 from molvae.errors import DataError, MolVAEError
 from molvae.figures import (  # the figures that need no model; re-exported, they lived here before
     REPORT_PROPERTIES,
@@ -158,9 +158,7 @@ def _write_report(source: Any, out: str | Path, ref: Any = None, model: "MolVAE 
     notes: list[str] = []
     generated: list[str | None] | None = None
     interpolation = None
-    src_path = Path(source) if isinstance(source, (str, Path)) else None
-    if src_path is not None and not src_path.exists() and str(source) in available_pretrained():
-        src_path = pretrained_path(str(source))  # a shipped model by name, as everywhere else
+    src_path = model_location(source) if isinstance(source, (str, Path)) else None
     if src_path is not None and not src_path.exists():
         raise DataError(f"{source}: no such file or directory")
 

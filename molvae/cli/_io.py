@@ -23,11 +23,9 @@ def check_out(out: str | None) -> None:
 
 
 def load_model(spec: str, device: str = "auto") -> "MolVAE":
-    """A model directory (or, where shipped, a pretrained model's name)."""
+    """A model directory (or, where shipped, a pretrained model's name: :meth:`MolVAE.load` takes both)."""
     from molvae.api import MolVAE
 
-    if not Path(spec).exists() and spec in MolVAE.available_pretrained():
-        return MolVAE.pretrained(spec, device=device)
     return MolVAE.load(spec, device=device)
 
 
