@@ -242,3 +242,50 @@ def test_options_are_checked_before_anything_runs(tiny_model):
     with pytest.raises(ConfigError, match="graph_share"):
         optimize(tiny_model, "qed", budget=5, method="selfies_ga", progress=False,
                  options={"latent_share": 0.6, "graph_share": 0.6})
+
+
+# --------------------------------------------------------------------------- surrogate screening
+
+
+def test_tanimoto_gp_ranks_unseen_molecules_by_their_neighbours_scores():
+    from molvae.optimize.surrogate import TanimotoGP, fingerprints
+
+    phenols = ["Oc1ccccc1", "Cc1ccc(O)cc1", "CCc1ccc(O)cc1", "Oc1ccc(Cl)cc1", "COc1ccc(O)cc1"]
+    alkanes = ["CCCCCC", "CCCCCCC", "CC(C)CCC", "CCCCCCCC", "CC(C)CC(C)C"]
+    gp = TanimotoGP().fit(fingerprints(phenols + alkanes), np.array([1.0] * 5 + [0.0] * 5))
+    mean, sd = gp.predict(fingerprints(["Oc1ccc(Br)cc1", "CCCCCCCCC", "Oc1ccccc1"]))
+    assert mean[0] > 0.6 > 0.4 > mean[1], mean  # a new phenol scores like the phenols, a new alkane like alkanes
+    assert abs(mean[2] - 1.0) < 0.1 and sd[2] < sd[0], (mean, sd)  # a training molecule: known, and surer
+
+
+def test_screen_picks_new_distinct_candidates_near_the_best_scores():
+    from molvae.optimize.oracle import Answer
+    from molvae.optimize.surrogate import Screen
+
+    screen = Screen(np.random.default_rng(0))
+    seen = {"Oc1ccccc1": 1.0, "Cc1ccc(O)cc1": 0.9, "Oc1ccc(Cl)cc1": 0.9, "CCCCCC": 0.0, "CCCCCCC": 0.0,
+            "CC(C)CCC": 0.1, "CCCCCCCC": 0.0, "CCOCC": 0.2, "CCCO": 0.3, "CCN": 0.1, "CCCCN": 0.1}
+    screen.observe([Answer(smiles=s, status="new", score=v) for s, v in seen.items()])
+    picked = screen.pick(["CCCCCCCCC", None, "Oc1ccc(Br)cc1", "Oc1ccccc1", "Oc1ccc(Br)cc1", "CCCCCCCCCC"], 2,
+                         known=set(seen))
+    assert picked == [2, 0] or picked == [2, 5], picked  # the phenol first; no repeat, no None, no known one
+
+
+def test_graph_ga_screened_by_the_surrogate_climbs_and_needs_the_surrogate(tiny_model, monkeypatch):
+    from molvae.optimize import surrogate
+
+    budget, options = 200, {"screen": 4, "children": 25}
+    screened = _charged(optimize(tiny_model, n_and_o_share, budget=budget, method="graph_ga", seed=0,
+                                 progress=False, options=options), budget)
+    monkeypatch.setattr(surrogate.TanimotoGP, "predict",  # a surrogate that knows nothing: random picks
+                        lambda self, x: (np.random.default_rng(len(x)).random(len(x)), np.zeros(len(x))))
+    blind = _charged(optimize(tiny_model, n_and_o_share, budget=budget, method="graph_ga", seed=0,
+                              progress=False, options=options), budget)
+    assert len(screened) == budget
+    assert screened[-100:].mean() > blind[-100:].mean() + 0.05, (screened[-100:].mean(), blind[-100:].mean())
+
+
+def test_screen_is_checked(tiny_model):
+    for bad in (0, 2.5, "4", True):
+        with pytest.raises(ConfigError, match="screen"):
+            optimize(tiny_model, "qed", budget=5, method="graph_ga", progress=False, options={"screen": bad})

@@ -24,6 +24,7 @@ import numpy as np
 from molvae.errors import ConfigError
 from molvae.optimize.base import Search
 from molvae.optimize.population import SIGMAS, latent_crossover, rank_weights
+from molvae.optimize.surrogate import Screen
 
 __all__ = ["mutate", "crossover", "token_children", "breed", "model_alphabet", "selfies_tokens",
            "run_selfies_ga", "run_graph_ga", "OperatorShare", "graph_children"]
@@ -237,7 +238,7 @@ class OperatorShare:
 
 def run_selfies_ga(search: Search, *, population: int = 100, children: int = 50, n_init: int = 100,
                    crossover: float = 0.5, latent_share: float | str = 0.25, graph_share: float = 0.0,
-                   immigrants: float = 0.05) -> None:
+                   immigrants: float = 0.05, screen: int = 1) -> None:
     """Evolve the study's best molecules by latent, SELFIES and graph moves until the search says stop.
 
     ``population``: how many of the best molecules of the study (all workers) breed; ``children``:
@@ -245,40 +246,58 @@ def run_selfies_ga(search: Search, *, population: int = 100, children: int = 50,
     scored molecule yet; ``crossover``: share of children with two parents (latent and token moves);
     ``latent_share`` / ``graph_share``: shares made by latent moves and by Graph GA's moves (the rest
     by token moves), or ``latent_share="auto"`` to follow the move whose children enter the population
-    most often per oracle call (:class:`OperatorShare`); ``immigrants``: share decoded fresh from the prior.
+    most often per oracle call (:class:`OperatorShare`); ``immigrants``: share decoded fresh from the prior;
+    ``screen``: breed this many children per child scored and let a Tanimoto GP fitted to the scores so
+    far pick which are sent to the oracle (:class:`~molvae.optimize.surrogate.Screen`; 1: no screening).
     """
     _check(population, children, crossover=crossover, latent_share=latent_share, graph_share=graph_share,
            immigrants=immigrants)
+    if not isinstance(screen, int) or isinstance(screen, bool) or not 1 <= screen <= 100:
+        raise ConfigError(f"screen must be a whole number from 1 to 100, got {screen!r}")
     if latent_share != "auto" and float(latent_share) + float(graph_share) > 1.0:
         raise ConfigError(f"latent_share + graph_share must be at most 1, got {latent_share} + {graph_share}")
     space, rng = search.space, search.rng
     alphabet = model_alphabet(space.model)
     adapt = OperatorShare() if latent_share == "auto" else None
+    screener = Screen(rng) if screen > 1 else None
     if not search.oracle.top(1) and not search.should_stop():
-        search.evaluate(space.prior(n_init))
+        _observe(screener, search.evaluate(space.prior(n_init)))
     while not search.should_stop():
         ranked = search.oracle.top(population)
         pool = [(s, selfies_tokens(s)) for s, _ in ranked]
         pool = [(s, t) for s, t in pool if t]
         n_fresh = int(rng.binomial(children, immigrants)) if pool else children
         if n_fresh:
-            search.evaluate(space.prior(n_fresh))
-        if children - n_fresh and not search.should_stop():
+            _observe(screener, search.evaluate(space.prior(n_fresh)))
+        n_kids = children - n_fresh
+        if n_kids and not search.should_stop():
             shares = adapt.shares if adapt else (float(latent_share), 0.0, float(graph_share))
-            kids, _, move = breed(space, [s for s, _ in pool], [t for _, t in pool], children - n_fresh, rng,
+            kids, _, move = breed(space, [s for s, _ in pool], [t for _, t in pool], n_kids * screen, rng,
                                   crossover_rate=crossover, alphabet=alphabet, latent_share=float(shares[0]),
                                   graph_share=float(shares[2]))
+            if screener is not None:
+                keep = screener.pick(kids, n_kids, search.oracle.known([k for k in kids if k]))
+                if keep:  # else every child is a repeat or a failure: scored free, they count as stale
+                    kids, move = [kids[i] for i in keep], move[keep]
             answers = search.score_smiles(kids)
             search.count_as_points(answers)
+            if screener is not None:
+                screener.observe(answers)
             if adapt is not None:
                 adapt.update(move, answers, ranked[-1][1] if len(ranked) >= population else -np.inf)
 
 
+def _observe(screener: Screen | None, points: Sequence[Any]) -> None:
+    if screener is not None:
+        screener.observe([a for p in points for a in p.answers])
+
+
 def run_graph_ga(search: Search, *, population: int = 100, children: int = 50, n_init: int = 100,
                  crossover: float = 0.5, latent_share: float | str = 0.25, graph_share: float = 0.75,
-                 immigrants: float = 0.05) -> None:
+                 immigrants: float = 0.05, screen: int = 1) -> None:
     """``graph_ga``, the default strategy: :func:`run_selfies_ga` with three quarters of the children
     made by Graph GA's moves and a quarter by latent moves (the 6-task protocol of BENCHMARKS.md: 3.72
     against 3.57 for the latent population search and for SELFIES moves)."""
     run_selfies_ga(search, population=population, children=children, n_init=n_init, crossover=crossover,
-                   latent_share=latent_share, graph_share=graph_share, immigrants=immigrants)
+                   latent_share=latent_share, graph_share=graph_share, immigrants=immigrants,
+                   screen=screen)
