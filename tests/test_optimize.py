@@ -339,7 +339,7 @@ def test_two_workers_share_one_postgres_study(tiny_model, tmp_path):
 
 @pytest.mark.postgres
 @needs_pg
-@pytest.mark.parametrize("method", ["reinvent", "selfies_ga", "graph_ga"])
+@pytest.mark.parametrize("method", ["reinvent", "selfies_ga", "screened_ga"])
 def test_two_workers_of_the_generator_methods_share_one_postgres_study(tiny_model, tmp_path, method):
     _two_workers(tiny_model, tmp_path, PG_URL, f"test-{method}-{uuid.uuid4().hex[:8]}", budget=120, method=method)
 
@@ -426,3 +426,14 @@ def test_latent_space_and_gradient_use_the_models_vampprior(tmp_path):
     z = torch.zeros(4, model.latent_dim, requires_grad=True)
     (grad,) = torch.autograd.grad(_log_prior(model)(z).sum(), z)
     assert (grad > 0).all()  # uphill towards the mixture at +1.5; N(0, I)'s gradient at 0 is 0
+
+
+def test_latent_space_encodes_what_it_can_and_marks_the_rest(tiny_model):
+    from molvae.optimize.latent import LatentSpace
+
+    space = LatentSpace(tiny_model)
+    good = ["CCO", "c1ccccc1O", "CC(=O)N", "CCN"]
+    mixed = [good[0], "C" * 500, good[1], "[Xe]", good[2], good[3]]  # too long; a token the model lacks
+    z = space.encode(mixed)
+    assert np.isnan(z[[1, 3]]).all() and not np.isnan(z[[0, 2, 4, 5]]).any()
+    np.testing.assert_allclose(z[[0, 2, 4, 5]], LatentSpace(tiny_model).encode(good), atol=1e-5)

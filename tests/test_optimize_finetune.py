@@ -271,15 +271,15 @@ def test_screen_picks_new_distinct_candidates_near_the_best_scores():
     assert picked == [2, 0] or picked == [2, 5], picked  # the phenol first; no repeat, no None, no known one
 
 
-def test_graph_ga_screened_by_the_surrogate_climbs_and_needs_the_surrogate(tiny_model, monkeypatch):
+def test_screened_ga_climbs_and_needs_the_surrogate(tiny_model, monkeypatch):
     from molvae.optimize import surrogate
 
-    budget, options = 200, {"screen": 4, "children": 25}
-    screened = _charged(optimize(tiny_model, n_and_o_share, budget=budget, method="graph_ga", seed=0,
+    budget, options = 200, {"children": 25}  # screened_ga: graph_ga with screen=4
+    screened = _charged(optimize(tiny_model, n_and_o_share, budget=budget, method="screened_ga", seed=0,
                                  progress=False, options=options), budget)
     monkeypatch.setattr(surrogate.TanimotoGP, "predict",  # a surrogate that knows nothing: random picks
                         lambda self, x: (np.random.default_rng(len(x)).random(len(x)), np.zeros(len(x))))
-    blind = _charged(optimize(tiny_model, n_and_o_share, budget=budget, method="graph_ga", seed=0,
+    blind = _charged(optimize(tiny_model, n_and_o_share, budget=budget, method="screened_ga", seed=0,
                               progress=False, options=options), budget)
     assert len(screened) == budget
     assert screened[-100:].mean() > blind[-100:].mean() + 0.05, (screened[-100:].mean(), blind[-100:].mean())

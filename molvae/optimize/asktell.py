@@ -10,11 +10,11 @@ asked molecules are rows with status ``asked``, told ones get a call number. A p
 ask and tell loses nothing: a new process finds the outstanding molecules (:meth:`AskTellStudy.outstanding`)
 and takes their scores whenever they come. A molecule is never asked twice and never charged twice.
 
-Proposals come from the ``population`` search (:mod:`~molvae.optimize.population`), whose state is the
-study's log itself: parents are the best molecules told so far, children are latent crossovers with
-Gaussian mutation (a step size drawn from the same ladder; no bandit, since a lab's few batches give it
-nothing to learn from) plus a share of fresh prior points; before any score, seeds and then prior
-samples are asked.
+Proposals come from the default strategy's moves, whose state is the study's log itself: parents
+are the best molecules told so far, children come from Graph GA's moves and latent crossover with
+mutation (:func:`~molvae.optimize.genetic.breed`), several times more than asked for, and a Tanimoto
+GP fitted to every score told so far picks the most promising (:mod:`~molvae.optimize.surrogate`),
+beside a share of fresh prior samples; before any score, seeds and then prior samples are asked.
 """
 
 from __future__ import annotations
@@ -26,11 +26,12 @@ from typing import Any, Sequence
 import numpy as np
 
 from molvae.errors import ConfigError
+from molvae.optimize.genetic import breed, check_ga_options, model_alphabet, selfies_tokens
 from molvae.optimize.latent import LatentSpace
 from molvae.optimize.oracle import Oracle
-from molvae.optimize.population import SIGMAS, latent_crossover, rank_weights
 from molvae.optimize.result import OptimizationResult
 from molvae.optimize.storage import check_url, default_url
+from molvae.optimize.surrogate import Screen
 
 __all__ = ["AskTellStudy", "DEFAULT_LAB_OBJECTIVE"]
 
@@ -47,12 +48,17 @@ class AskTellStudy:
     :param objective: what is measured, ``lab:NAME``.
     :param out: run directory (the SQLite study lives there unless ``storage`` is given).
     :param seeds: molecules to ask first (a file or a list of SMILES).
+    :param population, crossover, latent_share, graph_share, immigrants, screen: the GA's settings, as
+        for :func:`~molvae.optimize.genetic.run_selfies_ga` (``screen``: children bred per molecule asked).
     """
 
     def __init__(self, model: Any = None, budget: int | None = None, *, objective: str = DEFAULT_LAB_OBJECTIVE,
                  out: str | Path | None = None, storage: str | None = None, study_name: str = "molvae",
                  seeds: Any = None, constraints: Sequence[Any] = (), seed: int = 0, bound: float = 3.0,
-                 population: int = 100, crossover: float = 0.5, immigrants: float = 0.05) -> None:
+                 population: int = 100, crossover: float = 0.5, latent_share: float = 0.25,
+                 graph_share: float = 0.75, screen: int = 4, immigrants: float = 0.05) -> None:
+        check_ga_options(population, 1, screen, crossover=crossover, latent_share=latent_share,
+                         graph_share=graph_share, immigrants=immigrants)
         if out is None and storage is None:
             raise ConfigError("an ask/tell study needs out (a run directory) or storage: it must outlive the process")
         self.out = Path(out) if out is not None else None
@@ -63,6 +69,7 @@ class AskTellStudy:
         self.oracle = Oracle(objective, budget, constraints=constraints, storage=self.url, study=study_name)
         self.model, self.seed, self.bound = model, int(seed), float(bound)
         self.population, self.crossover, self.immigrants = int(population), float(crossover), float(immigrants)
+        self.latent_share, self.graph_share, self.screen = float(latent_share), float(graph_share), screen
         self._seeds = seeds
         self._space: LatentSpace | None = None
 
@@ -80,7 +87,7 @@ class AskTellStudy:
     def result(self) -> OptimizationResult:
         """Every molecule of the study so far, in call order (asked ones have no call number yet)."""
         self.oracle.refresh()
-        return OptimizationResult(df=self.oracle.log(), objectives=list(self.oracle.names), method="population",
+        return OptimizationResult(df=self.oracle.log(), objectives=list(self.oracle.names), method="screened_ga",
                                   budget=self.oracle.budget, study=self.oracle.study, storage=self.url)
 
     def close(self) -> None:
@@ -101,7 +108,7 @@ class AskTellStudy:
         picked: list[str] = []
         violated: dict[str, str] = {}
         rng = np.random.default_rng([self.seed, len(self.oracle.log())])  # differs per ask, reproducible
-        for candidates in self._candidates(rng):
+        for candidates in self._candidates(rng, n):
             for smi, mol in self._new(candidates, set(picked) | set(violated)):
                 reason = self.oracle.violation(mol)
                 if reason is not None:
@@ -113,29 +120,32 @@ class AskTellStudy:
         self.oracle.record_asked(picked, violated)
         return picked
 
-    def _candidates(self, rng: np.random.Generator):
-        """Batches of canonical SMILES to choose from: seeds first, then children of the best told."""
+    def _candidates(self, rng: np.random.Generator, n: int):
+        """Batches of SMILES to choose from, best first: seeds first, then proposals from the told scores."""
         if self._seeds is not None and not self.oracle.top(1):
             from molvae.optimize.runner import read_seeds
 
             yield read_seeds(self._seeds, self.out)
         for _ in range(_MAX_ROUNDS):
-            yield self._decode(self._children(rng))
+            yield self._proposals(rng, n)
 
-    def _children(self, rng: np.random.Generator) -> np.ndarray:
+    def _proposals(self, rng: np.random.Generator, n: int) -> list[str]:
+        """About ``n`` fresh prior samples and children of the best told molecules, in the order to ask
+        them: the prior samples (a share ``immigrants``), then children ranked by the surrogate."""
         space = self._latent(rng)
-        pool = self.oracle.top(self.population)
-        z_pool = space.encode([s for s, _ in pool]) if pool else np.empty((0, space.dim))
-        z_pool = z_pool[~np.isnan(z_pool).any(axis=1)]
-        size = 2 * self.population
-        if len(z_pool) == 0:
-            return space.prior(size)
-        z = latent_crossover(z_pool, rank_weights(len(z_pool)), size, rng, self.crossover)
-        z = z + rng.choice(SIGMAS, size=(size, 1)) * rng.standard_normal(z.shape)
-        fresh = rng.random(size) < self.immigrants
-        if fresh.any():
-            z[fresh] = space.prior(int(fresh.sum()))
-        return z
+        pool = [(s, t) for s, t in ((s, selfies_tokens(s)) for s, _ in self.oracle.top(self.population)) if t]
+        if not pool:
+            return self._decode(space.prior(2 * n))
+        n_fresh = int(rng.binomial(n, self.immigrants))
+        kids, _, _ = breed(space, [s for s, _ in pool], [t for _, t in pool], max(1, n - n_fresh) * self.screen,
+                           rng, crossover_rate=self.crossover, latent_share=self.latent_share,
+                           graph_share=self.graph_share, alphabet=model_alphabet(space.model))
+        if self.screen > 1:
+            screen, log = Screen(rng), self.oracle.log()
+            told = log[log["status"] == "done"]
+            screen.add(told["smiles"].tolist(), told["score"].astype(float).tolist())
+            kids = [kids[i] for i in screen.pick(kids, len(kids), known=set())]
+        return self._decode(space.prior(n_fresh)) + [k for k in kids if k]
 
     def _latent(self, rng: np.random.Generator) -> LatentSpace:
         if self.model is None:

@@ -100,16 +100,16 @@ class LatentSpace:
         from molvae.errors import MolVAEError
 
         todo = [s for s in dict.fromkeys(smiles) if s not in self._z]
-        if todo:
+        stack = [todo] if todo else []
+        while stack:  # one bad molecule spoils a batch: halve it until the bad ones stand alone
+            batch = stack.pop()
             try:
-                zs = self.model.encode(todo, skip_unknown=False)
-                self._z.update(zip(todo, np.asarray(zs, dtype=np.float64)))
-            except MolVAEError:  # one bad molecule spoils the batch: fall back to one at a time
-                for s in todo:
-                    try:
-                        self._z[s] = np.asarray(self.model.encode([s], skip_unknown=False)[0], dtype=np.float64)
-                    except MolVAEError:
-                        self._z[s] = None
+                self._z.update(zip(batch, np.asarray(self.model.encode(batch, skip_unknown=False), dtype=np.float64)))
+            except MolVAEError:
+                if len(batch) == 1:
+                    self._z[batch[0]] = None
+                else:
+                    stack += [batch[:len(batch) // 2], batch[len(batch) // 2:]]
         out = np.full((len(smiles), self.dim), np.nan)
         for i, s in enumerate(smiles):
             z = self._z.get(s)

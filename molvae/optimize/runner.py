@@ -213,10 +213,10 @@ def _strategy(method: str) -> Callable[..., None]:
         from molvae.optimize.reinvent import run_reinvent
 
         return run_reinvent
-    if method in ("selfies_ga", "graph_ga"):
-        from molvae.optimize.genetic import run_graph_ga, run_selfies_ga
+    if method in ("selfies_ga", "graph_ga", "screened_ga"):
+        from molvae.optimize import genetic
 
-        return run_selfies_ga if method == "selfies_ga" else run_graph_ga
+        return getattr(genetic, f"run_{method}")
     from molvae.optimize.samplers import run_sampler
 
     return run_sampler
@@ -288,7 +288,7 @@ def _run_search(run_strategy: Callable[..., None], method: str, opts: dict[str, 
             ranked = sorted((a for a in answers if a.ok), key=lambda a: -a.score)
             z = space.encode([a.smiles for a in ranked])
             seed_points = z[~np.isnan(z).any(axis=1)]
-        if method in ("population", "gradient", "reinvent", "selfies_ga", "graph_ga"):
+        if method in ("population", "gradient", "reinvent", "selfies_ga", "graph_ga", "screened_ga"):
             run_strategy(search, **opts)
         else:
             run_strategy(search, method, seed=run_seed, seed_points=seed_points, **opts)

@@ -83,9 +83,12 @@ class Screen:
 
     def observe(self, answers: Sequence) -> None:
         """Record the oracle's answers (only scored molecules teach the surrogate)."""
-        for a in answers:
-            if getattr(a, "ok", False) and a.score is not None and np.isfinite(a.score):
-                self.scores[a.smiles] = float(a.score)
+        ok = [a for a in answers if getattr(a, "ok", False) and a.score is not None]
+        self.add([a.smiles for a in ok], [a.score for a in ok])
+
+    def add(self, smiles: Sequence[str], scores: Sequence[float]) -> None:
+        """Record scores measured elsewhere (NaN ones are left out)."""
+        self.scores.update((s, float(v)) for s, v in zip(smiles, scores) if np.isfinite(v))
 
     def _fp(self, smiles: Sequence[str]) -> np.ndarray:
         """Fingerprints of scored molecules, cached bit-packed (256 bytes each)."""
@@ -100,7 +103,7 @@ class Screen:
         for i, s in enumerate(candidates):
             if s and s not in known and s not in first:
                 first[s] = i
-        if len(first) <= n or len(self.scores) < 10:
+        if len(self.scores) < 10 or len(first) <= 1:
             return list(first.values())[:n]
         ranked = sorted(self.scores, key=self.scores.get, reverse=True)
         best, rest = ranked[:self.n_best], ranked[self.n_best:]
