@@ -274,6 +274,8 @@ def run_selfies_ga(search: Search, *, population: int = 100, children: int = 50,
         if n_fresh:
             _observe(screener, search.evaluate(space.prior(n_fresh)))
         n_kids = children - n_fresh
+        if screener is not None:  # the study's best, whichever worker (or seed file) scored them
+            screener.add([s for s, _ in ranked], [v for _, v in ranked])
         if n_kids and not search.should_stop():
             shares = adapt.shares if adapt else (float(latent_share), 0.0, float(graph_share))
             kids, _, move = breed(space, [s for s, _ in pool], [t for _, t in pool], n_kids * screen, rng,
