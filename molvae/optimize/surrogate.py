@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["TanimotoGP", "fingerprints"]
+__all__ = ["TanimotoGP", "Screen", "fingerprints"]
 
 _NOISES = (1e-3, 1e-2, 1e-1)  # observation noise (in units of the scores' variance), picked by evidence
 
