@@ -39,6 +39,8 @@ import sys
 import time
 from pathlib import Path
 
+from molvae.optimize.methods import DEFAULT_METHOD
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 FORMULA_TASKS = {"isomers_c7h8n2o2", "isomers_c9h10n2o2pf2cl", "sitagliptin_mpo", "zaleplon_mpo"}
@@ -383,7 +385,7 @@ def main() -> int:
     parser.add_argument("model", nargs="?", help="model directory (trained on ZINC-250k for PMO)")
     parser.add_argument("--out", required=True, help="results directory (CSV rows are appended, reruns skip them)")
     parser.add_argument("--tasks", nargs="+", help="PMO tasks (default: all 20)")
-    parser.add_argument("--methods", nargs="+", default=["population"])
+    parser.add_argument("--methods", nargs="+", default=[DEFAULT_METHOD], help=f"default {DEFAULT_METHOD}")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--budget", type=int, default=10000)
     parser.add_argument("--n-decode", type=int, default=1, help="molecules decoded per latent point")
