@@ -26,7 +26,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from molvae.errors import ConfigError
-from molvae.optimize.genetic import breed, check_ga_options, model_alphabet, selfies_tokens
+from molvae.optimize.genetic import breed, breeding_pool, check_ga_options, model_alphabet
 from molvae.optimize.latent import LatentSpace
 from molvae.optimize.oracle import Oracle
 from molvae.optimize.result import OptimizationResult
@@ -133,11 +133,11 @@ class AskTellStudy:
         """About ``n`` fresh prior samples and children of the best told molecules, in the order to ask
         them: the prior samples (a share ``immigrants``), then children ranked by the surrogate."""
         space = self._latent(rng)
-        pool = [(s, t) for s, t in ((s, selfies_tokens(s)) for s, _ in self.oracle.top(self.population)) if t]
-        if not pool:
+        parents, tokens = breeding_pool(self.oracle.top(self.population))
+        if not parents:
             return self._decode(space.prior(2 * n))
         n_fresh = int(rng.binomial(n, self.immigrants))
-        kids, _, _ = breed(space, [s for s, _ in pool], [t for _, t in pool], max(1, n - n_fresh) * self.screen,
+        kids, _, _ = breed(space, parents, tokens, max(1, n - n_fresh) * self.screen,
                            rng, crossover_rate=self.crossover, latent_share=self.latent_share,
                            graph_share=self.graph_share, alphabet=model_alphabet(space.model))
         if self.screen > 1:

@@ -10,8 +10,9 @@ that edit atoms, bonds and rings. Latent moves breed the parents' codes instead 
 :mod:`~molvae.optimize.population`, then a Gaussian step), so children stay on the part of latent
 space the decoder knows. :func:`breed` makes all kinds from a ranked pool; ``selfies_ga`` runs it
 on the study's best molecules (``screened_ga``, the default, breeds four times more and lets a
-Tanimoto GP choose which children are scored, :mod:`~molvae.optimize.surrogate`), and ``reinvent`` (:mod:`~molvae.optimize.reinvent`) uses it to feed
-its replay buffer, as Genetic GFN does (Kim et al. 2024).
+Tanimoto GP choose which children are scored, :mod:`~molvae.optimize.surrogate`), and ``reinvent``
+(:mod:`~molvae.optimize.reinvent`) uses it to feed its replay buffer, as Genetic GFN does (Kim et
+al. 2024).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from molvae.optimize.surrogate import Screen
 
 __all__ = ["mutate", "crossover", "token_children", "breed", "model_alphabet", "selfies_tokens",
            "run_selfies_ga", "run_graph_ga", "run_screened_ga", "OperatorShare", "graph_children",
-           "check_ga_options"]
+           "check_ga_options", "breeding_pool"]
 
 _MUTATE_AFTER_CROSSOVER = 0.5  # a spliced child is also mutated this often (every other child is)
 
@@ -194,6 +195,13 @@ def breed(space: Any, parents: Sequence[str], tokens: Sequence[Sequence[str]], n
     return smiles + _decode_tokens(kids, stereo), z_kids, move
 
 
+def breeding_pool(ranked: Sequence[tuple[str, float]]) -> tuple[list[str], list[list[str]]]:
+    """The parents a GA can breed from ranked ``(smiles, score)`` pairs, with their SELFIES tokens (the
+    molecules SELFIES cannot encode are left out)."""
+    pool = [(s, t) for s, t in ((s, selfies_tokens(s)) for s, _ in ranked) if t]
+    return [s for s, _ in pool], [t for _, t in pool]
+
+
 def check_ga_options(population: int, children: int, screen: int = 1, **shares: float | str) -> None:
     """Sizes >= 1, ``screen`` a whole number in [1, 100] and every share in [0, 1] (``latent_share`` may
     also be ``"auto"``).
@@ -270,9 +278,8 @@ def run_selfies_ga(search: Search, *, population: int = 100, children: int = 50,
         _observe(screener, search.evaluate(space.prior(n_init)))
     while not search.should_stop():
         ranked = search.oracle.top(population)
-        pool = [(s, selfies_tokens(s)) for s, _ in ranked]
-        pool = [(s, t) for s, t in pool if t]
-        n_fresh = int(rng.binomial(children, immigrants)) if pool else children
+        parents, tokens = breeding_pool(ranked)
+        n_fresh = int(rng.binomial(children, immigrants)) if parents else children
         if n_fresh:
             _observe(screener, search.evaluate(space.prior(n_fresh)))
         n_kids = children - n_fresh
@@ -280,7 +287,7 @@ def run_selfies_ga(search: Search, *, population: int = 100, children: int = 50,
             screener.add([s for s, _ in ranked], [v for _, v in ranked])
         if n_kids and not search.should_stop():
             shares = adapt.shares if adapt else (float(latent_share), 0.0, float(graph_share))
-            kids, _, move = breed(space, [s for s, _ in pool], [t for _, t in pool], n_kids * screen, rng,
+            kids, _, move = breed(space, parents, tokens, n_kids * screen, rng,
                                   crossover_rate=crossover, alphabet=alphabet, latent_share=float(shares[0]),
                                   graph_share=float(shares[2]))
             if screener is not None:
