@@ -85,6 +85,9 @@ def test_optimize_option_typo_is_caught_before_the_model_loads(tmp_path):
     assert not (tmp_path / "no-such-model").exists()
     with pytest.raises(ConfigError, match="allowed: batch, trust"):
         optimize(tmp_path / "no-such-model", "qed", budget=10, method="tpe", options={"bacth": 4}, progress=False)
+    with pytest.raises(ConfigError, match="graph_share cannot be set with latent_share=auto"):
+        optimize(tmp_path / "no-such-model", "qed", budget=10, method="graph_ga",
+                 options={"latent_share": "auto", "graph_share": 0.5}, progress=False)
 
 
 def test_output_path_that_is_a_directory(tmp_path, capfd):

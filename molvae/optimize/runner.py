@@ -229,7 +229,8 @@ _RUNNER_ARGS = ("search", "name", "seed", "seed_points")
 def _check_options(method: str, options: dict[str, Any] | None) -> dict[str, Any]:
     """``options`` checked against the strategy's keyword parameters, before any model or study exists.
 
-    :raises ConfigError: an unknown key (the message lists the allowed ones).
+    :raises ConfigError: an unknown key (the message lists the allowed ones), or ``graph_share`` beside
+        ``latent_share="auto"``, which would silently ignore it.
     """
     opts = dict(options or {})
     allowed = [name for name in inspect.signature(_strategy(method)).parameters if name not in _RUNNER_ARGS]
@@ -237,6 +238,9 @@ def _check_options(method: str, options: dict[str, Any] | None) -> dict[str, Any
     if unknown:
         raise ConfigError(f"unknown option {unknown[0]!r} for method {method}; allowed: "
                           f"{', '.join(allowed) or 'none'} (--option KEY=VALUE)")
+    if opts.get("latent_share") == "auto" and "graph_share" in opts:  # the shares adapt: graph_share unused
+        raise ConfigError("graph_share cannot be set with latent_share=auto (the GA then sets every move's "
+                          "share from how often its children enter the population)")
     return opts
 
 
