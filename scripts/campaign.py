@@ -6,7 +6,9 @@
     python scripts/campaign.py moses --restore            # on a new clone: val.smi, weights, ... for shipping
 
 The campaign's settings are ``models/NAME/campaign.json`` (data file, config, and optional
-``resume_settings``: evaluation and checkpoint settings a resumed stretch may change); its state is the run
+``resume_settings``: evaluation and checkpoint settings a resumed stretch may change; ``init``: a model
+directory or shipped name whose weights and vocabulary the first stretch starts from, ``config`` then
+holding only the schedule); its state is the run
 directory itself: ``checkpoint.pt`` (compact: bf16 optimizer moments), ``train_log.csv`` (one row per
 evaluation, with cumulative train and CPU minutes) and the small files a resume needs. A stretch ends
 cleanly after ``--minutes`` of training (then evaluates and writes the checkpoint), so commit the folder
@@ -75,6 +77,11 @@ def main() -> None:
     if (run / "checkpoint.pt").exists():
         cmd.append("--resume")
         for key, value in spec.get("resume_settings", {}).items():  # RESUME_SETTINGS a stretch may change
+            cmd += ["--set", f"{key}={json.dumps(value)}"]
+    elif "init" in spec:  # a campaign that continues another model's weights with a new schedule
+        init = spec["init"]
+        cmd += ["--from", str(ROOT / init) if (ROOT / init).is_dir() else init]
+        for key, value in spec["config"].items():
             cmd += ["--set", f"{key}={json.dumps(value)}"]
     else:
         cmd += ["--preset", spec.get("preset", "default")]
