@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from molvae.chem import parse_smiles
 from molvae.errors import ConfigError
 from molvae.optimize import OptimizationResult, Oracle, optimize
 from molvae.optimize import genetic, reinvent
@@ -283,6 +284,22 @@ def test_screened_ga_climbs_and_needs_the_surrogate(tiny_model, monkeypatch):
                               progress=False, options=options), budget)
     assert len(screened) == budget
     assert screened[-100:].mean() > blind[-100:].mean() + 0.05, (screened[-100:].mean(), blind[-100:].mean())
+
+
+def test_screened_ga_sends_no_child_that_breaks_a_constraint(tiny_model, monkeypatch):
+    def later_violations(res):  # past the 20 prior decodings the study starts with
+        return int((res.df["status"].iloc[20:] == "violated").sum())
+
+    def run():
+        return optimize(tiny_model, n_and_o_share, budget=120, method="screened_ga", seed=0, progress=False,
+                        constraints=["heavy_atoms<=10"], options={"children": 20, "immigrants": 0.0, "n_init": 20})
+
+    screened = run()
+    monkeypatch.setattr(genetic, "breaking_constraints", lambda oracle, smiles: set())  # the screen unaware
+    unaware = run()
+    assert later_violations(unaware) >= 10, later_violations(unaware)  # the constraint bites on the children
+    assert later_violations(screened) == 0, later_violations(screened)
+    assert (screened.scored["smiles"].map(lambda s: parse_smiles(s)[0].GetNumHeavyAtoms()) <= 10).all()
 
 
 def test_screen_is_checked(tiny_model):
