@@ -5,15 +5,15 @@
     python scripts/campaign.py moses --status             # the learning curve so far, no training
     python scripts/campaign.py moses --restore            # on a new clone: val.smi, weights, ... for shipping
 
-The campaign's settings are ``models/NAME/campaign.json`` (data file, config, and optional
-``resume_settings``: evaluation and checkpoint settings a resumed stretch may change; ``init``: a model
-directory or shipped name whose weights and vocabulary the first stretch starts from, ``config`` then
-holding only the schedule); its state is the run
-directory itself: ``checkpoint.pt`` (compact: bf16 optimizer moments), ``train_log.csv`` (one row per
-evaluation, with cumulative train and CPU minutes) and the small files a resume needs. A stretch ends
-cleanly after ``--minutes`` of training (then evaluates and writes the checkpoint), so commit the folder
-afterwards. ``--status`` prints the held-out loss against CPU-hours and its relative improvement over the
-last CPU-hour: the campaign stops when that falls below 2% (or at about 12 CPU-hours).
+The campaign's settings are ``models/NAME/campaign.json``: the data file, the config, and optionally
+``resume_settings`` (evaluation and checkpoint settings a resumed stretch may change) and ``init`` (a
+model directory or shipped name whose weights and vocabulary the first stretch starts from; ``config``
+then holds only the schedule). Its state is the run directory itself: ``checkpoint.pt`` (compact: bf16
+optimizer moments), ``train_log.csv`` (one row per evaluation, with cumulative train and CPU minutes)
+and the small files a resume needs. A stretch ends cleanly after ``--minutes`` of training (then
+evaluates and writes the checkpoint), so commit the folder afterwards. ``--status`` prints the held-out
+loss against CPU-hours and its relative improvement over the last CPU-hour: the campaign stops when
+that falls below 2% (or at about 12 CPU-hours).
 """
 
 from __future__ import annotations
