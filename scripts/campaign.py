@@ -78,13 +78,12 @@ def main() -> None:
         cmd.append("--resume")
         for key, value in spec.get("resume_settings", {}).items():  # RESUME_SETTINGS a stretch may change
             cmd += ["--set", f"{key}={json.dumps(value)}"]
-    elif "init" in spec:  # a campaign that continues another model's weights with a new schedule
-        init = spec["init"]
-        cmd += ["--from", str(ROOT / init) if (ROOT / init).is_dir() else init]
-        for key, value in spec["config"].items():
-            cmd += ["--set", f"{key}={json.dumps(value)}"]
     else:
-        cmd += ["--preset", spec.get("preset", "default")]
+        if "init" in spec:  # a campaign that continues another model's weights with a new schedule
+            init = spec["init"]
+            cmd += ["--from", str(ROOT / init) if (ROOT / init).is_dir() else init]
+        else:
+            cmd += ["--preset", spec.get("preset", "default")]
         for key, value in spec["config"].items():
             cmd += ["--set", f"{key}={json.dumps(value)}"]
     print(" ".join(cmd), flush=True)
