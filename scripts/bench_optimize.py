@@ -39,6 +39,7 @@ import sys
 import time
 from pathlib import Path
 
+from molvae.objectives import PMO_TASKS
 from molvae.optimize.methods import DEFAULT_METHOD
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -124,7 +125,6 @@ def zinc_sample(n: int, seed: int) -> list[str]:
 
 
 def run_pmo(model, args, out: Path) -> None:
-    from molvae.objectives import PMO_TASKS
     from molvae.optimize import optimize
 
     path = out / "pmo_runs.csv"
@@ -165,7 +165,6 @@ def report_pmo(out: Path, pmo: dict, screening: dict | None) -> None:
     rows = read_rows(out / "pmo_runs.csv")
     if not rows:
         return
-    from molvae.objectives import PMO_TASKS
 
     configs = sorted({(r["method"], r["budget"], r["n_decode"], r["temperature"], r["options"]) for r in rows})
     print()
@@ -384,7 +383,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("model", nargs="?", help="model directory (trained on ZINC-250k for PMO)")
     parser.add_argument("--out", required=True, help="results directory (CSV rows are appended, reruns skip them)")
-    parser.add_argument("--tasks", nargs="+", help="PMO tasks (default: all 20)")
+    parser.add_argument("--tasks", nargs="+", choices=list(PMO_TASKS), metavar="TASK",
+                        help="PMO tasks (default: all 20)")
     parser.add_argument("--methods", nargs="+", default=[DEFAULT_METHOD], help=f"default {DEFAULT_METHOD}")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--budget", type=int, default=10000)
