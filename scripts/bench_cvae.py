@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import time
 import warnings
 from pathlib import Path
+
+from benchenv import machine
 
 import numpy as np
 
@@ -160,9 +160,7 @@ def main() -> None:
     # runs on other data or presets get their own names, so a model is never reused for the wrong data
     tag = ("" if data.resolve() == SAMPLE.resolve() else "_" + data.name.split(".")[0]) + \
         ("" if args.preset == "small" else "_" + args.preset)
-    print(f"machine: {platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"torch {torch.__version__}, threads {args.threads}, device {args.device}"
-          + (f" ({torch.cuda.get_device_name()})" if args.device.startswith("cuda") else ""))
+    print(f"machine: {machine(args.device)}; device {args.device}")
     print(f"settings: {args.n} samples per request at T={', '.join(f'{t:g}' for t in temperatures)}, "
           f"guidance {', '.join(f'{w:g}' for w in guidances)}, steer {', '.join(f'{s:g}' for s in steers)}; "
           f"MAE over valid unique samples")

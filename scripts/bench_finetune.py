@@ -23,13 +23,13 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import os
-import platform
 import random
 import sys
 import time
 from collections import defaultdict
 from pathlib import Path
+
+from benchenv import machine
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -105,8 +105,7 @@ def main() -> int:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    print(f"# fine-tuning benchmark\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"load {os.getloadavg()[0]:.1f}; torch {torch.__version__} ({args.threads} thread)\n"
+    print(f"# fine-tuning benchmark\nmachine: {machine()}\n"
           f"settings: base={args.base} minutes={args.minutes} samples={args.samples} seed={args.seed}", flush=True)
     zinc = {Chem.MolToSmiles(m) for m in map(Chem.MolFromSmiles, read_smiles_column(SHARED / "zinc250k.smi.gz")) if m}
     scaffold, family = pick_series(read_smiles_column(SHARED / "moses_test.csv.gz"), zinc, args.min_size, args.max_size)

@@ -18,10 +18,10 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import os
-import platform
 import time
 from pathlib import Path
+
+from benchenv import machine
 
 import numpy as np
 
@@ -190,9 +190,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    print(f"machine: {platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"torch {torch.__version__}, threads {args.threads}, device {args.device}"
-          + (f" ({torch.cuda.get_device_name()})" if args.device.startswith("cuda") else ""))
+    print(f"machine: {machine(args.device)}; device {args.device}")
     print(f"settings: small preset, data/moses_sample.smi, {args.epochs} epochs; held-out "
           f"{args.n_heldout} val molecules, IWAE k={args.k}; {args.n_samples} samples at T=1")
     runs = Path(args.runs)

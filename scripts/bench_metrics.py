@@ -31,12 +31,13 @@ for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
+
+from benchenv import machine  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from check_metrics_vs_moses import DATA, ROOT, read_column  # noqa: E402
@@ -47,22 +48,6 @@ SHOWN = [("validity", "valid"), ("unique@10000", "unique@10000"), ("FCD/Test", "
          ("FCD/TestSF", "FCD/TestSF"), ("SNN/TestSF", "SNN/TestSF"), ("Scaf/TestSF", "Scaf/TestSF"),
          ("IntDiv", "IntDiv"), ("IntDiv2", "IntDiv2"), ("Filters", "Filters"), ("novelty", "Novelty"),
          ("logP", "logP"), ("weight", "weight")]
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    mem = ""
-    try:
-        with open("/proc/meminfo") as fh:
-            mem = f", {int(fh.readline().split()[1]) / 2**20:.0f} GiB RAM"
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} CPUs{mem}, {platform.system()} {platform.release()}"
 
 
 def load() -> str:

@@ -17,11 +17,11 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
+
+from benchenv import machine
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -82,8 +82,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
 
-    import torch
-
     from molvae import MolVAE, __version__
     from molvae.metrics import evaluate, moses_table_row
 
@@ -111,8 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = (f"model {args.model}: {model!r}{epochs}; {args.n} samples, temperature {args.temperature}, "
                 f"seed {args.seed}; reference moses test / test_scaffolds, novelty vs moses train"
                 + (f" (first {args.ref_n} of each only)" if args.ref_n else "") + f"; molvae "
-                f"{__version__}, torch {torch.__version__}; machine {platform.machine()}, {os.cpu_count()} CPUs"
-                + (f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""))
+                f"{__version__}; machine {machine(args.device)}")
     print(f"# {settings}", flush=True)
 
     t0 = time.perf_counter()

@@ -31,13 +31,13 @@ import argparse
 import csv
 import gzip
 import json
-import os
-import platform
 import random
 import statistics
 import sys
 import time
 from pathlib import Path
+
+from benchenv import machine
 
 from molvae.objectives import PMO_TASKS
 from molvae.optimize.methods import DEFAULT_METHOD
@@ -51,21 +51,6 @@ PMO_FIELDS = ["task", "method", "seed", "budget", "n_decode", "temperature", "op
               "top10_mean", "calls", "stopped", "latent_points", "decoded", "invalid_decodes", "wall_s", "oracle_s",
               "optimizer_s_per_1000_calls", "best_smiles"]
 MAX_HEAVY = 38  # ZINC-250k's largest molecule
-
-
-def machine() -> str:
-    import rdkit
-    import torch
-
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    load = ", load average %.1f" % os.getloadavg()[0] if hasattr(os, "getloadavg") else ""
-    return (f"{cpu}, {os.cpu_count()} cores{load}; torch {torch.__version__} ({torch.get_num_threads()} thread), "
-            f"RDKit {rdkit.__version__}, Python {platform.python_version()}")
 
 
 def read_rows(path: Path) -> list[dict]:

@@ -44,7 +44,8 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from bench_study import _test_subset, machine
+    from bench_study import _test_subset
+    from benchenv import machine
     from molvae import MolVAE
     from molvae.data import read_smiles
     from molvae.metrics import evaluate

@@ -14,13 +14,14 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import platform
 import statistics
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
+
+from benchenv import machine
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,9 +45,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     model = MolVAE.load(args.model, device=args.device)
     cores = os.cpu_count() or 1
-    print(f"machine: {platform.node()} {platform.machine()}, {cores} cores, torch {torch.__version__} "
-          f"({torch.get_num_threads()} threads), device {model.device}"
-          + (f" ({torch.cuda.get_device_name()})" if model.device.type == "cuda" else ""))
+    print(f"machine: {machine(str(model.device))}; device {model.device}")
     print(f"model: {args.model} ({model!r}); n={args.n}, batch {args.batch_size}, {args.repeats} repeats")
 
     def sync() -> None:

@@ -20,13 +20,13 @@ import csv
 import gzip
 import json
 import multiprocessing as mp
-import os
-import platform
 import random
 import statistics
 import sys
 import time
 from pathlib import Path
+
+from benchenv import machine
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -108,19 +108,6 @@ def read_pmo(path: Path) -> dict[str, dict[str, str]]:
 
 def pmo_mean(cell: str) -> float:
     return float(cell.split("±")[0])
-
-
-def machine() -> str:
-    import rdkit
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return (f"{cpu}, {os.cpu_count()} cores; Python {platform.python_version()}, RDKit {rdkit.__version__}, "
-            f"{platform.system()} {platform.release()}")
 
 
 def main() -> int:

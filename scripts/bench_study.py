@@ -19,11 +19,11 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
+
+from benchenv import machine
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -40,15 +40,6 @@ def _test_subset(n: int, seed: int = 0) -> list[str]:
         rows = [line.strip().split(",")[0] for line in fh][1:]
     pick = np.random.default_rng(seed).permutation(len(rows))[:n]
     return [rows[i] for i in sorted(pick)]
-
-
-def machine() -> str:
-    import torch
-
-    load = os.getloadavg()
-    return (f"{platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-            f"torch {torch.__version__}, threads {torch.get_num_threads()}, load average "
-            f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
 
 
 def score_point(run_dir: Path, n_samples: int, test: list[str], seed: int = 0) -> dict:

@@ -15,7 +15,6 @@ import argparse
 import gzip
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -23,6 +22,8 @@ import tempfile
 import textwrap
 import time
 from pathlib import Path
+
+from benchenv import machine
 
 ROOT = Path(__file__).resolve().parents[1]
 ZINC = ROOT.parent / "shared" / "data" / "zinc250k.smi.gz"
@@ -138,10 +139,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     smiles = load_molecules(args.n)
-    print(f"machine: {platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"torch {torch.__version__}, threads {args.threads}, device {args.device}, "
-          f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
-          + (f" ({torch.cuda.get_device_name()})" if args.device.startswith("cuda") else ""))
+    print(f"machine: {machine(args.device)}; device {args.device}")
     print(f"data: ZINC-250k rows 100,001-{100_000 + len(smiles):,} ({len(smiles)} molecules), {args.repeats} repeats, one epoch each")
     small = {"embed_dim": 48, "enc_hidden": 128, "latent_dim": 64, "dec_hidden": 256, "dec_layers": 2}
     configs = {

@@ -28,12 +28,13 @@ from __future__ import annotations
 import argparse
 import gzip
 import os
-import platform
 import sys
 import tempfile
 import time
 import types
 from pathlib import Path
+
+from benchenv import machine
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -209,12 +210,10 @@ def main(argv: list[str] | None = None) -> int:
     gen, train = make_generated(args.n_gen, args.data)
     ref = read_column(args.data / "moses_test.csv.gz", args.n_ref)
     ref_sf = read_column(args.data / "moses_test_scaffolds.csv.gz", args.n_ref)
-    import rdkit
     import scipy
 
-    print(f"# machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; python "
-          f"{platform.python_version()}, rdkit {rdkit.__version__}, torch {torch.__version__}, numpy "
-          f"{np.__version__}, scipy {scipy.__version__}, molsets {moses.__version__}, molvae {molvae.__version__}")
+    print(f"# machine: {machine()}; numpy {np.__version__}, scipy {scipy.__version__}, "
+          f"molsets {moses.__version__}, molvae {molvae.__version__}")
     print(f"# generated: {len(gen)} ({sum(1 for s in gen if not s)} None/empty); ref: first {len(ref)} of "
           f"moses_test / moses_test_scaffolds; train: first {len(train)} of moses_train; n_jobs={args.n_jobs}, "
           "torch threads 1, device cpu")

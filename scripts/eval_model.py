@@ -11,11 +11,11 @@
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import time
 from pathlib import Path
+
+from benchenv import machine
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,8 +41,7 @@ def main() -> None:
     model = MolVAE.load(args.model, device=args.device)
     heldout = Path(args.heldout or Path(args.model) / "val.smi")
     smiles = [line.split()[0] for line in heldout.read_text().splitlines() if line.strip()][: args.n]
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__} "
-          f"({torch.get_num_threads()} threads), device {model.device}")
+    print(f"machine: {machine(str(model.device))}; device {model.device}")
     print(f"model: {args.model} ({model!r})")
     t = time.perf_counter()
     rec = model.reconstruct(smiles)
@@ -65,8 +64,7 @@ def main() -> None:
         args.json.write_text(json.dumps({
             "heldout": str(heldout), "n_heldout": len(smiles), "exact_reconstruction": float(rec["exact"].mean()),
             "n_samples": args.n, "prior": args.prior, "validity": float(valid), "uniqueness": float(unique),
-            "novelty": float(novel), "reconstruct_s": t_rec, "sample_s": t_s, "machine": platform.machine(),
-            "cores": os.cpu_count(), "threads": torch.get_num_threads()}, indent=1))
+            "novelty": float(novel), "reconstruct_s": t_rec, "sample_s": t_s, "machine": machine(str(model.device))}, indent=1))
 
 
 if __name__ == "__main__":
