@@ -216,25 +216,19 @@ def report_pmo(out: Path, pmo: dict, screening: dict | None) -> None:
 # --------------------------------------------------------------------------- classic tasks
 
 
-def zinc_scores(out: Path, workers: int) -> list[tuple[str, float]]:
-    """Standardized penalized logP of every ZINC-250k molecule (cached in OUT/zinc_penalized_logp.csv.gz)."""
-    cache = out / "zinc_penalized_logp.csv.gz"
-    if cache.exists():
-        with gzip.open(cache, "rt") as fh:
-            return [(r["smiles"], float(r["score"])) for r in csv.DictReader(fh)]
+def constrained_starts(pool_size: int, workers: int) -> list[tuple[str, float]]:
+    """The 800 molecules of lowest standardized penalized logP, with their scores, among ``pool_size`` random
+    ZINC-250k molecules (seed 0; all of ZINC-250k if 0): the start molecules of the constrained task."""
     import multiprocessing as mp
 
     with gzip.open(SHARED / "data" / "zinc250k.smi.gz", "rt") as fh:
         zinc = [line.split()[0] for line in fh if line.strip()]
+    if pool_size:  # JT-VAE took the 800 lowest of its held-out ZINC test set, not of all ZINC
+        zinc = random.Random(0).sample(zinc, pool_size)
     chunks = [zinc[i:i + 2000] for i in range(0, len(zinc), 2000)]
     with mp.get_context("fork").Pool(workers) as pool:
         parts = pool.map(_plogp_chunk, chunks)
-    rows = [r for part in parts for r in part]
-    with gzip.open(cache, "wt", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["smiles", "score"])
-        w.writerows(rows)
-    return rows
+    return sorted((r for part in parts for r in part), key=lambda r: r[1])[:800]
 
 
 def _plogp_chunk(smiles: list[str]) -> list[tuple[str, float]]:
@@ -282,10 +276,7 @@ def run_constrained(model, args, out: Path) -> None:
     from molvae.optimize import optimize
     from rdkit import DataStructs
 
-    scored = zinc_scores(out, args.workers)
-    if args.constrained_pool:  # JT-VAE took the 800 lowest of its held-out ZINC test set, not of all ZINC
-        scored = random.Random(0).sample(scored, args.constrained_pool)
-    lowest = sorted(scored, key=lambda r: r[1])[:800]
+    lowest = constrained_starts(args.constrained_pool, args.workers)
     path = out / "constrained_runs.csv"
     fields = ["delta", "index", "smiles", "start", "method", "budget", "best", "best_smiles", "similarity",
               "improvement", "success", "calls", "wall_s"]
@@ -405,6 +396,8 @@ def main() -> int:
     if not args.report:
         if not args.model:
             parser.error("MODEL is required unless --report")
+        if args.constrained_pool and args.constrained_pool < 800 or not 1 <= args.constrained_n <= 800:
+            parser.error("--constrained-pool must be 0 or at least 800, --constrained-n between 1 and 800")
         from molvae import MolVAE
 
         model = MolVAE.load(args.model, device="cpu" if args.threads else "auto")
