@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = (f"model {args.model}: {model!r}{epochs}; {args.n} samples, temperature {args.temperature}, "
                 f"seed {args.seed}; reference moses test / test_scaffolds, novelty vs moses train"
                 + (f" (first {args.ref_n} of each only)" if args.ref_n else "") + f"; molvae "
-                f"{__version__}; machine {machine(args.device)}")
+                f"{__version__}; machine {machine(str(model.device))}")
     print(f"# {settings}", flush=True)
 
     t0 = time.perf_counter()
