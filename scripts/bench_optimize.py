@@ -404,10 +404,12 @@ def main() -> int:
         print(f"model: {args.model} ({model!r})")
         print(f"settings: methods={args.methods} seeds={args.seeds} budget={args.budget} n_decode={args.n_decode} "
               f"temperature={args.temperature} "
-              f"patience={args.patience} options={args.option} tasks={args.tasks or 'all 20'}")
+              f"patience={args.patience} options={args.option}")
         if not (args.classic or args.constrained) or args.pmo:
+            print(f"PMO tasks: {args.tasks or 'all 20'}")
             run_pmo(model, args, out)
         if args.classic:
+            print("classic: qed, penalized_logp")
             run_classic(model, args, out)
         if args.constrained:
             print(f"constrained: {args.constrained_n} molecules x deltas {args.deltas}, "
