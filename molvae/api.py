@@ -128,7 +128,8 @@ class MolVAE:
 
         model = cls(result.net, result.vocab, result.config, next(result.net.parameters()).device,
                     smiles_hashes(result.train_smiles), Path(out) if out else None, conditions=result.conditions,
-                    ood=result.ood, likelihood=result.likelihood, guide=result.guide)
+                    ood=result.ood, likelihood=result.likelihood, guide=result.guide,
+                    latent_prior=result.latent_prior)
         model.history = result.history
         if out is not None and result.config.final_eval_samples > 0 and os.environ.get("RANK", "0") == "0":
             model.final_evaluation(result.val_smiles, Path(out), progress=progress)

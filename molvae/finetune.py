@@ -26,8 +26,11 @@ __all__ = ["BaseModel", "FINETUNE_DEFAULTS", "ARCHITECTURE_FIELDS", "finetune_co
 FINETUNE_DEFAULTS: dict[str, Any] = {
     "epochs": 30, "lr": 3e-4, "batch_size": 64, "warmup_steps": 20, "kl_schedule": "constant",
     "early_stopping_patience": 5, "val_fraction": 0.1, "max_minutes": 0.0, "eval_every_steps": 0,
+    "latent_prior_components": 20,
 }
-"""The schedule a fine-tuning run starts from (a few hundred to a few thousand molecules)."""
+"""The schedule a fine-tuning run starts from (a few hundred to a few thousand molecules). The fitted
+latent prior makes prior samples come from where the series lies in the base model's latent space,
+not from all of it (BENCHMARKS.md, "Fine-tuning on a chemical series")."""
 
 ARCHITECTURE_FIELDS = ("max_len", "stereo", "largest_fragment", "embed_dim", "enc_hidden", "enc_layers",
                        "latent_dim", "dec_hidden", "dec_layers", "conditions", "condition_columns", "prior",

@@ -102,6 +102,9 @@ class ModelConfig:
     eval_iwae_k: int = 32  # importance samples for the held-out IWAE bound and the OOD score (0 = skip both)
     n_val_likelihood: int = 1000  # validation molecules scored (the OOD threshold is their quantile)
     ood_quantile: float = 0.99  # quantile of held-out OOD scores used as the threshold
+    # --- a prior fitted after training (molvae.latent_mixture), which sampling then uses ---
+    latent_prior_components: int = 0  # > 0: a Gaussian mixture of this many components over the training
+    #   molecules' latent means (at most 50,000), saved as latent_prior.safetensors; fine-tuning sets 20
 
     def __post_init__(self) -> None:
         self.validate()
@@ -130,7 +133,7 @@ class ModelConfig:
             raise ConfigError(f"config prior must be normal, vampprior or conditional, got {self.prior!r}")
         if not isinstance(self.eval_iwae_k, int) or self.eval_iwae_k < 0:
             raise ConfigError(f"config eval_iwae_k must be an integer >= 0, got {self.eval_iwae_k!r}")
-        for name in ("guide_epochs", "guide_samples", "eval_every_steps"):
+        for name in ("guide_epochs", "guide_samples", "eval_every_steps", "latent_prior_components"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ConfigError(f"config {name} must be an integer >= 0, got {value!r}")

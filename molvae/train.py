@@ -32,6 +32,7 @@ from molvae.errors import CheckpointError, DataError
 from molvae.figures import plot_training_curves  # re-exported, it lived here before
 from molvae.guide import GUIDE_FILE, PropertyGuide, save_guide
 from molvae.io import content_hash, load_checkpoint, load_weights, save_checkpoint, save_weights, smiles_hashes
+from molvae.latent_mixture import LATENT_PRIOR_FILE, LatentMixture
 from molvae.likelihood import OODCalibration
 from molvae.device import resolve_device, use_bf16  # resolve_device: re-exported, it lived here before
 from molvae.model import VAE, ModelConfig
@@ -48,7 +49,7 @@ LOG_COLUMNS = ["epoch", "step", "lr", "beta", "train_loss", "train_recon", "trai
 
 RESUME_SETTINGS = ("max_minutes", "epochs", "checkpoint_every", "eval_every_steps", "early_stopping_patience",
                    "n_prior_samples", "n_val_reconstruct", "final_eval_samples", "eval_iwae_k", "n_val_likelihood",
-                   "compact_checkpoint")
+                   "compact_checkpoint", "latent_prior_components")
 """Config fields a resumed run may change (``train(..., resume=True, changes=...)``): budgets, evaluation
 and checkpoint settings. ``epochs`` stretches the learning-rate schedule from the step reached."""
 
@@ -66,6 +67,7 @@ class TrainResult:
     ood: OODCalibration | None = None  # the OOD score's calibration
     likelihood: dict[str, Any] | None = None  # held-out ELBO / IWAE of the final weights
     guide: PropertyGuide | None = None  # the property guide of a conditional model (config.guide_epochs > 0)
+    latent_prior: LatentMixture | None = None  # fitted after training (config.latent_prior_components > 0)
 
 
 def bucketed_batches(lengths: torch.Tensor, batch_size: int, seed: int, epoch: int) -> list[torch.Tensor]:
@@ -585,7 +587,8 @@ def _print_row(label: float, row: dict[str, float]) -> None:
 
 
 def _finish(loop: _Loop, out: Path | None) -> TrainResult:
-    """The best weights, the training curves, the held-out likelihood and OOD calibration, the guide."""
+    """The best weights, the training curves, the held-out likelihood and OOD calibration, the guide, the
+    fitted latent prior."""
     import torch.distributed as dist
 
     c, ds, net, writer, dev = loop.config, loop.ds, loop.parts.net, loop.writer, loop.dev
@@ -597,17 +600,55 @@ def _finish(loop: _Loop, out: Path | None) -> TrainResult:
             net.load_state_dict({k: v.to(dev) for k, v in best.items()})
     if writer is not None and loop.st.history:
         plot_training_curves(writer / "train_log.csv", writer / "training_curves.png")
-    likelihood = ood = guide = None
+    likelihood = ood = guide = latent_prior = None
     if loop.ranks.main and c.eval_iwae_k > 0:
         likelihood, ood = _heldout(net, c, ds, writer, loop.progress)
     if loop.ranks.main and ds.conds is not None and c.guide_epochs > 0:
         guide = _train_guide(net, c, ds, writer, loop.progress)
+    if loop.ranks.main:
+        latent_prior = _fit_latent_prior(net, c, ds, writer, loop.progress)
     if loop.ranks.world > 1:
         dist.barrier()
         dist.destroy_process_group()
     net.eval()
     return TrainResult(net, ds.vocab, c, loop.st.history, ds.train_smiles, ds.val_smiles, out, ds.spec, ood,
-                       likelihood, guide)
+                       likelihood, guide, latent_prior)
+
+
+LATENT_PRIOR_MAX_MOLECULES = 50_000
+"""Training molecules whose latent means the fitted prior is estimated from (a seeded random subset)."""
+
+
+@torch.no_grad()
+def _fit_latent_prior(net: VAE, config: ModelConfig, ds: _Dataset, writer: Path | None,
+                      progress: bool) -> LatentMixture | None:
+    """The mixture of ``config.latent_prior_components`` Gaussians over the training molecules' latent
+    means (:mod:`molvae.latent_mixture`), saved as latent_prior.safetensors. None for a conditional
+    model, when turned off or with fewer than 2 molecules per component; a stale file from earlier
+    weights is then removed, since it describes a latent space these weights no longer have."""
+    k = config.latent_prior_components
+    idx = ds.train_idx[torch.randperm(len(ds.train_idx), generator=torch.Generator().manual_seed(config.seed))]
+    idx = idx[:LATENT_PRIOR_MAX_MOLECULES]
+    if k == 0 or ds.conds is not None or len(idx) < 2 * k:
+        if k and progress:
+            why = ("a conditional model samples at its conditions" if ds.conds is not None
+                   else f"{len(idx)} training molecules, fewer than 2 per component ({k})")
+            print(f"latent prior not fitted: {why}")
+        if writer is not None and (writer / LATENT_PRIOR_FILE).exists():
+            (writer / LATENT_PRIOR_FILE).unlink()
+        return None
+    net.eval()
+    means = []
+    for start in range(0, len(idx), 1024):
+        tokens, lengths, _ = ds.rows(idx[start:start + 1024])
+        means.append(net.encode(tokens[:, : int(lengths.max())], lengths)[0].float().cpu())
+    mixture = LatentMixture.fit(torch.cat(means), components=k, seed=config.seed)
+    if writer is not None:
+        mixture.save(writer / LATENT_PRIOR_FILE)
+    if progress:
+        print(f"latent prior: a {k}-component Gaussian mixture over {len(idx):,} training molecules' latent means "
+              "(sampling uses it; prior='model' for N(0, I))")
+    return mixture
 
 
 def _heldout(net: VAE, config: ModelConfig, ds: _Dataset, writer: Path | None,

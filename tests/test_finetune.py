@@ -70,3 +70,24 @@ def test_fine_tuning_cannot_change_the_architecture(base):
         MolVAE.fit(read_sample(60), init=base, latent_dim=8, progress=False)
     with pytest.raises(ConfigError, match="drop --preset"):
         MolVAE.fit(read_sample(60), init=base, preset="small", progress=False)
+
+
+def test_fine_tuning_fits_a_latent_prior_to_the_series_and_samples_from_it(base, tmp_path):
+    from molvae.chem import canonicalize
+
+    series = [s for s in read_sample(500)[300:] if "Br" not in s][:80]
+    run = tmp_path / "run"
+    tuned = MolVAE.fit(series, init=base, out=run, epochs=1, progress=False)
+    assert tuned.config.latent_prior_components == 20 and (run / "latent_prior.safetensors").exists()
+    prior = MolVAE.load(run).latent_prior
+    assert prior is not None and len(prior.weights) == 20
+    held_out = set((run / "val.smi").read_text().split())
+    trained_on = [s for s in series if canonicalize(s) not in held_out]
+    assert 0 < len(held_out) < len(series) and len(trained_on) == len(series) - len(held_out)
+    mu = torch.as_tensor(tuned.encode(trained_on), dtype=torch.float64)
+    # EM keeps the mixture's overall mean at the mean of the points it was fitted to: the series' latent means
+    torch.testing.assert_close((prior.weights[:, None] * prior.means).sum(0), mu.mean(0), atol=1e-4, rtol=0)
+    assert tuned.sample(200, seed=0)["smiles"].tolist() != tuned.sample(200, seed=0, prior="model")["smiles"].tolist()
+    # a run that fits no prior removes a stale one: it described other weights' latent space
+    MolVAE.fit(series, init=base, out=run, epochs=1, latent_prior_components=0, progress=False)
+    assert not (run / "latent_prior.safetensors").exists() and MolVAE.load(run).latent_prior is None
