@@ -636,6 +636,8 @@ def _fit_latent_prior(net: VAE, config: ModelConfig, ds: _Dataset, writer: Path 
             print(f"latent prior not fitted: {why}")
         if writer is not None and (writer / LATENT_PRIOR_FILE).exists():
             (writer / LATENT_PRIOR_FILE).unlink()
+            if progress:
+                print(f"removed {LATENT_PRIOR_FILE}: it was fitted to earlier weights (molvae fit-prior refits it)")
         return None
     net.eval()
     means = []

@@ -1,7 +1,7 @@
 """Sample quality at no training cost: where the latent points come from, and the decoding temperature.
 
     python scripts/bench_priors.py MODEL_DIR --data ../shared/data/moses_train.csv.gz [--samples 10000] \
-        [--components 10] [--temperatures 1.0,0.8] [--aggregate] [--train moses-train]
+        [--components 10,50] [--temperatures 1.0,0.8] [--aggregate] [--aggregate-scales 1,1.5] [--train moses-train]
 
 For one trained model: prior samples from N(0, I) (the model's own prior) and from a Gaussian mixture
 fitted after training to the latent means of 50,000 random training molecules (ex-post density
@@ -30,12 +30,14 @@ def main() -> None:
     ap.add_argument("model")
     ap.add_argument("--data", required=True, help="the model's training data (for the fitted mixture)")
     ap.add_argument("--samples", type=int, default=10_000)
-    ap.add_argument("--components", type=int, default=10)
+    ap.add_argument("--components", default="10", help="mixture sizes to fit, comma-separated")
     ap.add_argument("--fit-molecules", type=int, default=50_000)
     ap.add_argument("--temperatures", default="1.0,0.8")
     ap.add_argument("--out", help="JSON file for the results")
     ap.add_argument("--train", help="novelty against this set (a file or moses-train) instead of the model's "
                                     "own training hashes")
+    ap.add_argument("--aggregate-scales", default="1",
+                    help="with --aggregate: posterior widths times these factors (> 1 spreads past each molecule)")
     ap.add_argument("--aggregate", action="store_true",
                     help="also decode z from --samples training molecules' posteriors (means, and q(z|x) draws): "
                          "the quality a prior that matched the aggregate posterior could reach")
@@ -60,17 +62,19 @@ def main() -> None:
     train = args.train or model.train_hashes
     smiles = read_smiles(args.data)["input"].tolist()
     pick = np.random.default_rng(0).permutation(len(smiles))[: args.fit_molecules]
-    t = time.perf_counter()
-    model.fit_latent_prior([smiles[i] for i in pick], components=args.components, save=False)
-    fit_s = time.perf_counter() - t
     test = _test_subset(10_000)
     rows = []
-    for prior in ("model", "fitted"):
+    fit_s = {}
+    for components in [None] + [int(k) for k in args.components.split(",")]:
+        if components is not None:
+            t = time.perf_counter()
+            model.fit_latent_prior([smiles[i] for i in pick], components=components, save=False)
+            fit_s[components] = time.perf_counter() - t
         for temperature in (float(x) for x in args.temperatures.split(",")):
             samples = model.sample(args.samples, temperature=temperature, seed=0, n_workers=0, progress=False,
-                                   prior=prior)
+                                   prior="model" if components is None else "fitted")
             m = evaluate(samples["smiles"].tolist(), ref=test, train=train, n_jobs=1, progress=False)
-            row = {"prior": "N(0, I)" if prior == "model" else f"fitted mixture (K={args.components})",
+            row = {"prior": "N(0, I)" if components is None else f"fitted mixture (K={components})",
                    "temperature": temperature, "val_exact": exact,
                    **{k: m.get(k) for k in ("validity", "unique@10000", "FCD/Test", "SNN/Test", "Frag/Test",
                                             "Scaf/Test", "IntDiv", "Filters", "novelty")}}
@@ -79,8 +83,9 @@ def main() -> None:
     if args.aggregate:  # the aggregate posterior: where the training molecules' posteriors put mass
         mu, logvar = model.encode_posterior([smiles[i] for i in pick[: args.samples]])
         eps = np.random.default_rng(1).standard_normal(mu.shape).astype(mu.dtype)
-        for label, z in (("posterior means of training molecules", mu),
-                         ("aggregate posterior q(z|x) of training molecules", mu + np.exp(0.5 * logvar) * eps)):
+        widths = [(f"aggregate posterior q(z|x) of training molecules, widths x {x:g}",
+                   mu + float(x) * np.exp(0.5 * logvar) * eps) for x in args.aggregate_scales.split(",")]
+        for label, z in [("posterior means of training molecules", mu)] + widths:
             decoded = model.decode(z, temperature=1.0, seed=0, n_workers=0)
             m = evaluate(decoded, ref=test, train=train, n_jobs=1, progress=False)
             row = {"prior": label, "temperature": 1.0, "val_exact": exact,
@@ -88,7 +93,7 @@ def main() -> None:
                                             "Scaf/Test", "IntDiv", "Filters", "novelty")}}
             rows.append(row)
             print(json.dumps(row), flush=True)
-    print(f"mixture fitted to {len(pick)} latent means in {fit_s:.0f} s")
+    print(f"mixtures fitted to {len(pick)} latent means: " + ", ".join(f"K={k} in {s:.0f} s" for k, s in fit_s.items()))
     print("\n| prior | T | FCD/Test | SNN/Test | Frag/Test | Scaf/Test | IntDiv | Filters | novelty | val exact |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
