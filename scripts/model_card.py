@@ -38,7 +38,8 @@ def _fmt(value) -> str:
     return "–" if value is None else (f"{value:.4f}" if isinstance(value, float) else str(value))
 
 
-def card(name: str, run: Path, evaluation: dict, moses: dict | None, status: str) -> str:
+def card(name: str, run: Path, evaluation: dict, moses: dict | None, status: str,
+         earlier: tuple[float, str] | None = None) -> str:
     config = json.loads((run / "config.json").read_text())
     campaign = json.loads((run / "campaign.json").read_text())
     with open(run / "train_log.csv") as fh:
@@ -59,8 +60,11 @@ def card(name: str, run: Path, evaluation: dict, moses: dict | None, status: str
            "## Settings", "",
            "| setting | value |", "|---|---|"]
     out += [f"| {k} | {config.get(k)} |" for k in ARCH + TRAINING if k in config]
+    hours = float(last["cpu_minutes"]) / 60
+    total = (f"{hours + earlier[0]:.2f} CPU-hours in all: {earlier[0]:.2f} in the runs this campaign continues "
+             f"({earlier[1]}), then {hours:.2f}" if earlier else f"{hours:.2f}")
     out += ["", "## Compute", "",
-            f"{float(last['cpu_minutes']) / 60:.2f} CPU-hours ({float(last['train_minutes']) / 60:.2f} h of training "
+            f"{total} CPU-hours ({float(last['train_minutes']) / 60:.2f} h of training "
             f"wall clock) over {int(last['step']):,} steps, {float(last['epoch']):.2f} epochs, on shared 2-core "
             "x86-64 VMs (Intel Xeon and AMD EPYC machines both served; which ran each stretch was not "
             "recorded), one torch thread, bf16 autocast; trained in "
@@ -94,9 +98,12 @@ def main() -> None:
     ap.add_argument("--eval", type=Path, required=True, help="scripts/eval_model.py --json of the shipped copy")
     ap.add_argument("--moses", type=Path, help="scripts/bench_moses.py's metrics.json of the shipped copy")
     ap.add_argument("--status", default="final")
+    ap.add_argument("--earlier-hours", type=float, help="CPU-hours of the runs the campaign continues (its init)")
+    ap.add_argument("--earlier", default="", help="what those runs were, for the card")
     args = ap.parse_args()
     moses = json.loads(args.moses.read_text()) if args.moses else None
-    text = card(args.name, args.run, json.loads(args.eval.read_text()), moses, args.status)
+    earlier = (args.earlier_hours, args.earlier) if args.earlier_hours else None
+    text = card(args.name, args.run, json.loads(args.eval.read_text()), moses, args.status, earlier)
     dest = ROOT / "molvae" / "pretrained" / args.name / "MODEL_CARD.md"
     dest.write_text(text)
     print(f"wrote {dest}")
