@@ -627,21 +627,22 @@ def _fit_latent_prior(net: VAE, config: ModelConfig, ds: _Dataset, writer: Path 
     model, when turned off or with fewer than 2 molecules per component; a stale file from earlier
     weights is then removed, since it describes a latent space these weights no longer have."""
     k = config.latent_prior_components
-    idx = ds.train_idx[torch.randperm(len(ds.train_idx), generator=torch.Generator().manual_seed(config.seed))]
-    idx = idx[:LATENT_PRIOR_MAX_MOLECULES]
-    if k == 0 or ds.conds is not None or len(idx) < 2 * k:
+    n = min(len(ds.train_idx), LATENT_PRIOR_MAX_MOLECULES)
+    if k == 0 or ds.conds is not None or n < 2 * k:
         if k and progress:
             why = ("a conditional model samples at its conditions" if ds.conds is not None
-                   else f"{len(idx)} training molecules, fewer than 2 per component ({k})")
+                   else f"{n} training molecules, fewer than 2 per component ({k})")
             print(f"latent prior not fitted: {why}")
         if writer is not None and (writer / LATENT_PRIOR_FILE).exists():
             (writer / LATENT_PRIOR_FILE).unlink()
             if progress:
                 print(f"removed {LATENT_PRIOR_FILE}: it was fitted to earlier weights (molvae fit-prior refits it)")
         return None
+    pick = torch.randperm(len(ds.train_idx), generator=torch.Generator().manual_seed(config.seed))[:n]
+    idx = ds.train_idx[pick]
     net.eval()
     means = []
-    for start in range(0, len(idx), 1024):
+    for start in range(0, n, 1024):
         tokens, lengths, _ = ds.rows(idx[start:start + 1024])
         means.append(net.encode(tokens[:, : int(lengths.max())], lengths)[0].float().cpu())
     mixture = LatentMixture.fit(torch.cat(means), components=k, seed=config.seed)

@@ -3,9 +3,9 @@
     python scripts/model_card.py zinc250k --run models/zinc250k --eval eval_zinc.json [--moses bench/metrics.json] \
         [--status "interim: the campaign continues"]
 
-Reads the campaign (models/NAME: campaign.json, config.json, data_report.txt, train_log.csv,
+Reads the campaign (models/NAME: campaign.json, config.json, train_log.csv,
 likelihood.json), the evaluation of the *shipped* copy (scripts/eval_model.py --json; and for a MOSES
-model scripts/bench_moses.py's metrics.json), and writes molvae/pretrained/NAME/MODEL_CARD.md: data
+model scripts/bench_moses.py's metrics.json) and its data_report.txt, and writes molvae/pretrained/NAME/MODEL_CARD.md: data
 and cleaning counts, settings, CPU-hours and hardware, the measured metrics, the learning curve.
 """
 
@@ -45,7 +45,8 @@ def card(name: str, run: Path, evaluation: dict, moses: dict | None, status: str
     with open(run / "train_log.csv") as fh:
         log = list(csv.DictReader(fh))
     last = log[-1]
-    cleaning = (run / "data_report.txt").read_text().strip()
+    shipped = ROOT / "molvae" / "pretrained" / name  # ship_model.py wrote it, without the training machine's paths
+    cleaning = (shipped / "data_report.txt").read_text().strip()
     likelihood = json.loads((run / "likelihood.json").read_text()) if (run / "likelihood.json").is_file() else {}
     out = [f"# `{name}`: a SELFIES VAE trained on {campaign['data']}", "",
            f"Status: {status}", "",
