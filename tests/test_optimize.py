@@ -294,11 +294,30 @@ def _wait_for_calls(url: str, study: str, n: int, proc: subprocess.Popen, timeou
 # --------------------------------------------------------------------------- several workers, one study
 
 SLOW_OBJECTIVE = textwrap.dedent('''
+    import os
     import time
+    from pathlib import Path
     from rdkit import Chem
     from rdkit.Chem import QED
 
+    ARRIVED = Path(__file__).with_name("arrived")
+    _waited = False
+
+    def _meet_the_other_worker() -> None:
+        """Hold each worker's first call until the other has made one too: a worker that starts
+        seconds late (imports on a loaded machine) would otherwise find the budget spent."""
+        global _waited
+        if _waited:
+            return
+        _waited = True
+        ARRIVED.mkdir(exist_ok=True)
+        (ARRIVED / str(os.getpid())).touch()
+        deadline = time.monotonic() + 120
+        while len(list(ARRIVED.iterdir())) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+
     def slow_qed(smiles: str) -> float:
+        _meet_the_other_worker()
         time.sleep(0.01)  # an oracle that costs something, so the workers overlap
         return QED.qed(Chem.MolFromSmiles(smiles))
 ''')
