@@ -358,13 +358,9 @@ class MolVAE:
         need = 1 if kind == "aggregate" else 2 * components
         if len(rows) < need:
             raise ConfigError(f"need at least {need} usable molecules to fit the latent prior, got {len(rows)}")
-        with torch.no_grad():
-            posteriors = [self.net.encode(*(t.to(self.device) for t in pad_rows(rows[s:s + 1024], self.vocab.pad_id,
-                                                                                 min_length=1)))
-                          for s in range(0, len(rows), 1024)]
-        mu = torch.cat([p[0].float().cpu() for p in posteriors])
+        mu, logvar = self.net.encode_batches(pad_rows(rows[s:s + 1024], self.vocab.pad_id, min_length=1)
+                                             for s in range(0, len(rows), 1024))
         if kind == "aggregate":
-            logvar = torch.cat([p[1].float().cpu() for p in posteriors])
             self.latent_prior = LatentMixture.aggregate(mu, logvar, scale)
         else:
             self.latent_prior = LatentMixture.fit(mu, components=components, seed=seed)

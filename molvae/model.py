@@ -18,7 +18,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterable
 
 import torch
 import torch.nn.functional as F
@@ -390,6 +390,17 @@ class VAE(nn.Module):
         (and standardized conditions ``(B, C)`` for a conditional model; default 0)."""
         h = bidirectional_final_states(self.encoder, self.embed(tokens), lengths)  # (layers*2, B, H)
         return self._posterior(h, self._cond(cond, tokens.shape[0], tokens.device))
+
+    @torch.no_grad()
+    def encode_batches(self, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior ``(mu, logvar)`` float32 on the CPU, each ``(N, Z)``, of unconditional molecules given as
+        padded ``(tokens, lengths)`` batches (each trimmed to its longest molecule): what a fitted latent
+        prior is estimated from."""
+        was_training, device = self.training, next(self.parameters()).device
+        self.eval()
+        out = [self.encode(t[:, : int(n.max())].to(device), n.to(device)) for t, n in batches]
+        self.train(was_training)
+        return torch.cat([m.float().cpu() for m, _ in out]), torch.cat([v.float().cpu() for _, v in out])
 
     def _posterior(self, h: torch.Tensor, cond: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         h = torch.cat([h[-2], h[-1]], dim=-1)  # last layer, both directions

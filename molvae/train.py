@@ -640,12 +640,8 @@ def _fit_latent_prior(net: VAE, config: ModelConfig, ds: _Dataset, writer: Path 
         return None
     pick = torch.randperm(len(ds.train_idx), generator=torch.Generator().manual_seed(config.seed))[:n]
     idx = ds.train_idx[pick]
-    net.eval()
-    means = []
-    for start in range(0, n, 1024):
-        tokens, lengths, _ = ds.rows(idx[start:start + 1024])
-        means.append(net.encode(tokens[:, : int(lengths.max())], lengths)[0].float().cpu())
-    mixture = LatentMixture.fit(torch.cat(means), components=k, seed=config.seed)
+    means, _ = net.encode_batches(ds.rows(idx[start:start + 1024])[:2] for start in range(0, n, 1024))
+    mixture = LatentMixture.fit(means, components=k, seed=config.seed)
     if writer is not None:
         mixture.save(writer / LATENT_PRIOR_FILE)
     if progress:
