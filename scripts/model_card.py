@@ -3,10 +3,11 @@
     python scripts/model_card.py zinc250k --run models/zinc250k --eval eval_zinc.json [--moses bench/metrics.json] \
         [--status "interim: the campaign continues"]
 
-Reads the campaign (models/NAME: campaign.json, config.json, train_log.csv,
-likelihood.json), the evaluation of the *shipped* copy (scripts/eval_model.py --json; and for a MOSES
-model scripts/bench_moses.py's metrics.json) and its data_report.txt, and writes molvae/pretrained/NAME/MODEL_CARD.md: data
-and cleaning counts, settings, CPU-hours and hardware, the measured metrics, the learning curve.
+Reads the campaign (models/NAME: campaign.json, config.json, train_log.csv), the shipped copy's
+likelihood.json (the run's where the shipped copy has none), the evaluation of the *shipped* copy
+(scripts/eval_model.py --json; and for a MOSES model scripts/bench_moses.py's metrics.json) and its
+data_report.txt, and writes molvae/pretrained/NAME/MODEL_CARD.md: data and cleaning counts, settings,
+CPU-hours and hardware, the measured metrics, the learning curve.
 """
 
 from __future__ import annotations
@@ -47,7 +48,11 @@ def card(name: str, run: Path, evaluation: dict, moses: dict | None, status: str
     last = log[-1]
     shipped = ROOT / "molvae" / "pretrained" / name  # ship_model.py wrote it, without the training machine's paths
     cleaning = (shipped / "data_report.txt").read_text().strip()
-    likelihood = json.loads((run / "likelihood.json").read_text()) if (run / "likelihood.json").is_file() else {}
+    bounds = next((d / "likelihood.json" for d in (shipped, run) if (d / "likelihood.json").is_file()), None)
+    likelihood = json.loads(bounds.read_text()) if bounds else {}  # the shipped copy's, where ship computed it
+    state = f"`{run.resolve().relative_to(ROOT)}/`" if run.resolve().is_relative_to(ROOT) else f"`{run.name}/`"
+    if campaign.get("init"):
+        state += f", continuing `{campaign['init']}/`"
     out = [f"# `{name}`: a SELFIES VAE trained on {campaign['data']}", "",
            f"Status: {status}", "",
            "```python", "from molvae import MolVAE", "",
@@ -70,7 +75,7 @@ def card(name: str, run: Path, evaluation: dict, moses: dict | None, status: str
             "x86-64 VMs (Intel Xeon and AMD EPYC machines both served; which ran each stretch was not "
             "recorded), one torch thread, bf16 autocast; trained in "
             "stretches that each resumed the last one exactly (`scripts/campaign.py`, state in "
-            f"`models/{name}/`).", "",
+            f"{state}).", "",
             "## Measured metrics (of the shipped float16 weights)", "",
             "| measure | value |", "|---|---|",
             f"| greedy exact reconstruction, {evaluation['n_heldout']:,} held-out molecules | "
@@ -80,7 +85,8 @@ def card(name: str, run: Path, evaluation: dict, moses: dict | None, status: str
             f"| uniqueness | {evaluation['uniqueness']:.4f} |",
             f"| novelty (against the training split) | {evaluation['novelty']:.4f} |"]
     if likelihood:
-        out.append(f"| held-out IWAE bound (nats/molecule) | {_fmt(likelihood.get('iwae'))} |")
+        out.append(f"| held-out IWAE bound (nats/molecule; {likelihood.get('n', 0):,} held-out molecules, "
+                   f"k={likelihood.get('k')}) | {_fmt(likelihood.get('iwae'))} |")
     if moses:
         out += ["", f"MOSES metrics of {moses.get('n_samples', 30000):,} prior samples against MOSES test (Test) and "
                 "scaffold test (TestSF), novelty against MOSES train (molvae's metrics, which match MOSES's code):", "",
