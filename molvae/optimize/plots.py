@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -37,6 +37,15 @@ def _pyplot():
     return plt
 
 
+def _save(fig: Any, path: str | Path) -> Path:
+    """Lay out, write (PNG, 120 dpi) and close ``fig``."""
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    _pyplot().close(fig)
+    return path
+
+
 def _curves(scores: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
     """Best and top-``k`` mean after each call (NaN scores take a call but no place)."""
     import heapq
@@ -68,11 +77,7 @@ def plot_progress(result: ResultLike, path: str | Path) -> Path:
     ax.set_xlim(0, max(result.budget, len(calls), 1))
     ax.set_title(f"{'+'.join(result.objectives)} ({result.method})")
     ax.legend(loc="lower right")
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_pareto(result: ResultLike, path: str | Path) -> Path:
@@ -86,11 +91,7 @@ def plot_pareto(result: ResultLike, path: str | Path) -> Path:
     ax.set_xlabel(a)
     ax.set_ylabel(b)
     ax.legend(loc="lower left")
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_molecules(result: ResultLike, path: str | Path, n: int = 12, per_row: int = 4) -> Path:
