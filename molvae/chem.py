@@ -28,6 +28,7 @@ __all__ = [
     "parse_smiles",
     "mol_from_smiles",
     "to_canonical",
+    "fill_radicals",
     "canonicalize",
     "morgan_fingerprint",
     "morgan_fingerprints",
@@ -84,6 +85,24 @@ def mol_from_smiles(smiles: str | Chem.Mol) -> Chem.Mol:
     mol, reason = parse_smiles(smiles)
     if mol is None:
         raise InvalidSmilesError(f"invalid SMILES {smiles!r}: {reason}")
+    return mol
+
+
+def fill_radicals(mol: Chem.Mol) -> Chem.Mol:
+    """Give every atom with unpaired electrons hydrogens in their place, in place, and return ``mol``.
+
+    A decoded SELFIES token with an explicit hydrogen count (``[C@@H1]``, ``[NH1]``) on an atom that ends
+    up with fewer bonds than the token assumed reads as a radical (``C[CH]O``): 28% of the shipped
+    ``zinc250k``'s samples had one, where ZINC has none. Generated molecules are read as the atom with
+    its usual valence instead (``CCO``)."""
+    changed = False
+    for atom in mol.GetAtoms():
+        if atom.GetNumRadicalElectrons():
+            atom.SetNumRadicalElectrons(0)
+            atom.SetNoImplicit(False)
+            changed = True
+    if changed:
+        Chem.SanitizeMol(mol)
     return mol
 
 

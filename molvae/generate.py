@@ -31,15 +31,16 @@ _POOL_THRESHOLD = 4096
 
 
 def postprocess(selfies: list[str], stereo: bool = True) -> list[str | None]:
-    """SELFIES -> SMILES -> RDKit sanitization -> canonical SMILES; ``None`` for empty or invalid."""
-    from molvae.chem import parse_smiles, quiet_rdkit, to_canonical
+    """SELFIES -> SMILES -> RDKit sanitization -> radicals filled with hydrogens
+    (:func:`~molvae.chem.fill_radicals`) -> canonical SMILES; ``None`` for empty or invalid."""
+    from molvae.chem import fill_radicals, parse_smiles, quiet_rdkit, to_canonical
 
     out: list[str | None] = []
     with quiet_rdkit():  # generated molecules may trip stereo warnings: they are data, not news
         for s in selfies:
             smi = selfies_to_smiles(s) if s else ""
             mol, _ = parse_smiles(smi) if smi else (None, None)
-            out.append(to_canonical(mol, stereo=stereo) if mol is not None else None)
+            out.append(to_canonical(fill_radicals(mol), stereo=stereo) if mol is not None else None)
     return out
 
 

@@ -7,6 +7,8 @@ import json
 
 import numpy as np
 import pytest
+from rdkit import Chem
+from rdkit.Chem import Descriptors
 
 from molvae import MolVAE
 from molvae.checkpoint import PRETRAINED_ROOT, available_pretrained
@@ -36,9 +38,19 @@ def test_a_shipped_name_works_wherever_a_model_directory_does(tiny_model, tmp_pa
 @pytest.mark.parametrize("name", available_pretrained())
 def test_shipped_model_samples_valid_molecules_and_reproduces_its_encodings(name):
     model = MolVAE.pretrained(name, device="cpu")
-    samples = model.sample(100, seed=0, progress=False)
+    samples = model.sample(300, seed=0, progress=False)
     assert samples["valid"].all()
+    mols = [Chem.MolFromSmiles(s) for s in samples["smiles"]]  # no radicals: ZINC and MOSES have none
+    assert not [s for s, m in zip(samples["smiles"], mols) if Descriptors.NumRadicalElectrons(m)]
     recorded = json.loads((PRETRAINED_ROOT / name / "reference_encodings.json").read_text())
     z = model.encode(recorded["molecules"])
     np.testing.assert_allclose(z, np.asarray(recorded["latent_means"]), atol=2e-4)
     assert (PRETRAINED_ROOT / name / "MODEL_CARD.md").exists()
+
+
+def test_decoded_hydrogen_count_tokens_do_not_leave_radicals():
+    """``[CH1]`` between two atoms would read as a radical (``C[CH]O``); generated molecules get the
+    hydrogen in its place, and a molecule without one is untouched."""
+    from molvae.generate import postprocess
+
+    assert postprocess(["[C][CH1][O]", "[C][C@@H1][N]", "[C][C][O]", ""]) == ["CCO", "CCN", "CCO", None]
