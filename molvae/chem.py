@@ -92,8 +92,8 @@ def fill_radicals(mol: Chem.Mol) -> Chem.Mol:
     """Give every atom with unpaired electrons hydrogens in their place, in place, and return ``mol``.
 
     A decoded SELFIES token with an explicit hydrogen count (``[C@@H1]``, ``[NH1]``) on an atom that ends
-    up with fewer bonds than the token assumed reads as a radical (``C[CH]O``): 28% of the shipped
-    ``zinc250k``'s samples had one, where ZINC has none. Generated molecules are read as the atom with
+    up with fewer bonds than the token assumed reads as a radical (``C[CH]O``): a quarter of the shipped
+    ``zinc250k``'s samples had one (BENCHMARKS.md), where ZINC has none. Generated molecules are read as the atom with
     its usual valence instead (``CCO``)."""
     changed = False
     for atom in mol.GetAtoms():
