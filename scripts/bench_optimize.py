@@ -102,11 +102,18 @@ def mean_std(values: list[float]) -> tuple[float, float]:
 # --------------------------------------------------------------------------- PMO
 
 
+def read_zinc() -> list[str]:
+    """The SMILES of ZINC-250k from ``../shared/data``; a one-line exit where this checkout has none."""
+    path = SHARED / "data" / "zinc250k.smi.gz"
+    if not path.is_file():
+        sys.exit(f"bench_optimize: {path} not found (ZINC-250k: the zinc seeds and the constrained task need it)")
+    with gzip.open(path, "rt") as fh:
+        return [line.split()[0] for line in fh if line.strip()]
+
+
 def zinc_sample(n: int, seed: int) -> list[str]:
     """``n`` molecules of ZINC-250k drawn with ``seed``: a starting library, as Graph GA draws one in PMO."""
-    with gzip.open(SHARED / "data" / "zinc250k.smi.gz", "rt") as fh:
-        zinc = [line.split()[0] for line in fh if line.strip()]
-    return random.Random(seed).sample(zinc, n)
+    return random.Random(seed).sample(read_zinc(), n)
 
 
 def run_pmo(model, args, out: Path) -> None:
@@ -221,8 +228,7 @@ def constrained_starts(pool_size: int, workers: int) -> list[tuple[str, float]]:
     ZINC-250k molecules (seed 0; all of ZINC-250k if 0): the start molecules of the constrained task."""
     import multiprocessing as mp
 
-    with gzip.open(SHARED / "data" / "zinc250k.smi.gz", "rt") as fh:
-        zinc = [line.split()[0] for line in fh if line.strip()]
+    zinc = read_zinc()
     if pool_size:  # JT-VAE took the 800 lowest of its held-out ZINC test set, not of all ZINC
         zinc = random.Random(0).sample(zinc, pool_size)
     chunks = [zinc[i:i + 2000] for i in range(0, len(zinc), 2000)]
