@@ -298,8 +298,9 @@ class MolVAE:
         z = z if c is None else torch.cat([z, torch.as_tensor(c)], dim=1)
         batches = (z[i:i + batch_size] for i in range(0, len(z), batch_size))
         return decode_latents(self.net, self.vocab, batches, max_len=self.config.max_len, device=self.device,
-                              temperature=temperature, seed=seed, stereo=self.config.stereo, n_workers=n_workers,
-                              total=len(z), progress=progress)
+                              temperature=temperature, seed=seed, stereo=self.config.stereo,
+                              keep_radicals=self.config.keep_radicals, n_workers=n_workers, total=len(z),
+                              progress=progress)
 
     def _latents(self, z: np.ndarray | torch.Tensor) -> torch.Tensor:
         """Latent points as float32 ``(n, latent_dim)`` (one point may be given as ``(latent_dim,)``)."""
@@ -414,7 +415,8 @@ class MolVAE:
             batches = (torch.cat([z, ct[i * batch_size:i * batch_size + len(z)]], dim=1) for i, z in enumerate(batches))
         smiles, selfies = decode_latents(self.net, self.vocab, batches, max_len=self.config.max_len,
                                          device=self.device, temperature=temperature, seed=seed,
-                                         stereo=self.config.stereo, n_workers=n_workers, total=n, progress=progress,
+                                         stereo=self.config.stereo, keep_radicals=self.config.keep_radicals,
+                                         n_workers=n_workers, total=n, progress=progress,
                                          guidance=guidance, steer=steering)
         df = self._annotate(smiles, selfies)
         if cond is not None:

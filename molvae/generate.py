@@ -30,9 +30,10 @@ __all__ = ["postprocess", "decode_latents", "prior_latents", "prior_batches", "s
 _POOL_THRESHOLD = 4096
 
 
-def postprocess(selfies: list[str], stereo: bool = True) -> list[str | None]:
+def postprocess(selfies: list[str], stereo: bool = True, keep_radicals: bool = False) -> list[str | None]:
     """SELFIES -> SMILES -> RDKit sanitization -> radicals filled with hydrogens
-    (:func:`~molvae.chem.fill_radicals`) -> canonical SMILES; ``None`` for empty or invalid."""
+    (:func:`~molvae.chem.fill_radicals`, unless ``keep_radicals``) -> canonical SMILES; ``None`` for
+    empty or invalid."""
     from molvae.chem import fill_radicals, parse_smiles, quiet_rdkit, to_canonical
 
     out: list[str | None] = []
@@ -40,7 +41,9 @@ def postprocess(selfies: list[str], stereo: bool = True) -> list[str | None]:
         for s in selfies:
             smi = selfies_to_smiles(s) if s else ""
             mol, _ = parse_smiles(smi) if smi else (None, None)
-            out.append(to_canonical(fill_radicals(mol), stereo=stereo) if mol is not None else None)
+            if mol is not None and not keep_radicals:
+                mol = fill_radicals(mol)
+            out.append(to_canonical(mol, stereo=stereo) if mol is not None else None)
     return out
 
 
@@ -100,6 +103,7 @@ def decode_latents(
     temperature: float = 0.0,
     seed: int | None = None,
     stereo: bool = True,
+    keep_radicals: bool = False,
     n_workers: int | None = None,
     total: int | None = None,
     progress: bool = False,
@@ -133,10 +137,10 @@ def decode_latents(
             selfies = [vocab.decode(row) for row in ids.cpu().tolist()]
             selfies_all.extend(selfies)
             if pool is None:
-                pending.append(postprocess(selfies, stereo))
+                pending.append(postprocess(selfies, stereo, keep_radicals))
             else:  # split so every worker gets a share of this batch while the device moves on
                 step = max(1, math.ceil(len(selfies) / n_workers))
-                pending.extend(pool.submit(postprocess, selfies[i:i + step], stereo)
+                pending.extend(pool.submit(postprocess, selfies[i:i + step], stereo, keep_radicals)
                                for i in range(0, len(selfies), step))
             bar.update(len(selfies))
         smiles: list[str | None] = []

@@ -45,6 +45,8 @@ class ModelConfig:
     # --- data ---
     max_len: int = 100  # SELFIES tokens; longer molecules are rejected (and written to rejects.csv)
     stereo: bool = True  # keep stereochemistry in canonical SMILES
+    keep_radicals: bool = False  # generated molecules keep unpaired electrons (for training data with genuine
+    #   radicals); by default they are read as the atom with hydrogens instead (molvae.chem.fill_radicals)
     largest_fragment: bool = False  # reduce salts/mixtures to their largest fragment
     val_fraction: float = 0.05  # held out for validation, split deterministically by `seed`
     # --- network ---

@@ -49,7 +49,7 @@ LOG_COLUMNS = ["epoch", "step", "lr", "beta", "train_loss", "train_recon", "trai
 
 RESUME_SETTINGS = ("max_minutes", "epochs", "checkpoint_every", "eval_every_steps", "early_stopping_patience",
                    "n_prior_samples", "n_val_reconstruct", "final_eval_samples", "eval_iwae_k", "n_val_likelihood",
-                   "compact_checkpoint", "latent_prior_components")
+                   "compact_checkpoint", "latent_prior_components", "keep_radicals")
 """Config fields a resumed run may change (``train(..., resume=True, changes=...)``): budgets, evaluation
 and checkpoint settings. ``epochs`` stretches the learning-rate schedule from the step reached."""
 
@@ -737,7 +737,7 @@ def evaluate_epoch(net: VAE, vocab: Vocab, config: ModelConfig, tokens: torch.Te
         latents = (net.with_conditions(z.to(device), at[i * 512:i * 512 + len(z)]) for i, z in enumerate(latents))
     smiles, _ = decode_latents(net, vocab, latents,
                                max_len=config.max_len, device=device, temperature=1.0, seed=seed,
-                               stereo=config.stereo, n_workers=0)
+                               stereo=config.stereo, keep_radicals=config.keep_radicals, n_workers=0)
     valid = [s for s in smiles if s]
     net.train()
     return {"val_loss": totals["loss"] / n, "val_recon": totals["recon"] / n, "val_kl": totals["kl"] / n,

@@ -36,7 +36,8 @@ def fit_guide(net: VAE, vocab: Vocab, config: ModelConfig, spec: ConditionSpec, 
     net.eval()
     if config.guide_samples > 0 and "rdkit" in spec.sources:
         data = join_padded(data, model_samples(net, vocab, spec, data[2], config.guide_samples,
-                                               max_len=config.max_len, stereo=config.stereo, seed=config.seed,
+                                               max_len=config.max_len, stereo=config.stereo,
+                                               keep_radicals=config.keep_radicals, seed=config.seed,
                                                progress=progress), pad_id=vocab.pad_id)
     return train_guide(*data, vocab_size=len(vocab), bos_id=vocab.bos_id, eos_id=vocab.eos_id,
                        pad_id=vocab.pad_id, epochs=config.guide_epochs, hidden=config.guide_hidden,
@@ -161,7 +162,8 @@ def train_guide(
 
 @torch.no_grad()
 def model_samples(net: VAE, vocab: Vocab, spec: ConditionSpec, cond_pool: torch.Tensor, n: int, *, max_len: int,
-                  stereo: bool = True, seed: int = 0, batch_size: int = 1024, progress: bool = False) -> Triple:
+                  stereo: bool = True, keep_radicals: bool = False, seed: int = 0, batch_size: int = 1024,
+                  progress: bool = False) -> Triple:
     """Training data for the guide from the model itself: ``n`` molecules decoded from prior points at
     conditions drawn from ``cond_pool`` (standardized ``(M, C)``: the training set's), half at
     temperature 1 and half at 0.5, as the token ids the decoder emitted ``(n', T)``, their lengths and
@@ -182,7 +184,8 @@ def model_samples(net: VAE, vocab: Vocab, spec: ConditionSpec, cond_pool: torch.
         rows = zc[part]
         batches = (rows[j:j + batch_size] for j in range(0, len(rows), batch_size))
         s, sf = decode_latents(net, vocab, batches, max_len=max_len, device=dev, temperature=temperature,
-                               seed=seed + i, stereo=stereo, total=len(rows), progress=progress)
+                               seed=seed + i, stereo=stereo, keep_radicals=keep_radicals, total=len(rows),
+                               progress=progress)
         smiles += s
         selfies += sf
     keep = [i for i, s in enumerate(smiles) if s is not None and selfies[i]]

@@ -54,3 +54,16 @@ def test_decoded_hydrogen_count_tokens_do_not_leave_radicals():
     from molvae.generate import postprocess
 
     assert postprocess(["[C][CH1][O]", "[C][C@@H1][N]", "[C][C][O]", ""]) == ["CCO", "CCN", "CCO", None]
+
+
+def test_keep_radicals_leaves_unpaired_electrons_for_data_that_has_them():
+    """A model trained on genuine radicals (``keep_radicals``) keeps them in what it generates."""
+    from molvae.generate import postprocess
+
+    assert postprocess(["[C][CH1][O]", "[C][C][O]"], keep_radicals=True) == ["C[CH]O", "CCO"]
+    model = MolVAE.pretrained("zinc250k", device="cpu")
+    model.config = model.config.replace(keep_radicals=True)
+    samples = model.sample(100, seed=0, progress=False)
+    assert samples["valid"].all()
+    radicals = sum(Descriptors.NumRadicalElectrons(Chem.MolFromSmiles(s)) > 0 for s in samples["smiles"])
+    assert radicals > 0  # about a quarter of zinc250k's raw decodings carry one

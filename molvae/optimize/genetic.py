@@ -145,10 +145,11 @@ def selfies_tokens(smiles: str) -> list[str] | None:
     return list(tokens) if tokens is not None else None
 
 
-def _decode_tokens(children: Sequence[Sequence[str]], stereo: bool) -> list[str | None]:
+def _decode_tokens(children: Sequence[Sequence[str]], config: Any) -> list[str | None]:
     from molvae.generate import postprocess
 
-    return postprocess(["".join(c) for c in children], stereo=stereo)
+    return postprocess(["".join(c) for c in children], stereo=bool(getattr(config, "stereo", True)),
+                       keep_radicals=bool(getattr(config, "keep_radicals", False)))
 
 
 # --------------------------------------------------------------------------- breeding
@@ -187,12 +188,12 @@ def breed(space: Any, parents: Sequence[str], tokens: Sequence[Sequence[str]], n
         else:
             n_latent = 0
     smiles += graph_children(parents, weights, n_graph, rng) if n_graph else []
-    max_len = int(getattr(getattr(space.model, "config", None), "max_len", 100))
-    stereo = bool(getattr(getattr(space.model, "config", None), "stereo", True))
+    config = getattr(space.model, "config", None)
+    max_len = int(getattr(config, "max_len", 100))
     kids = token_children(tokens, weights, n - n_latent - n_graph, alphabet or model_alphabet(space.model), rng,
                           crossover_rate=crossover_rate, max_len=max_len)
     move = np.repeat([0, 2, 1], [n_latent, n_graph, n - n_latent - n_graph])
-    return smiles + _decode_tokens(kids, stereo), z_kids, move
+    return smiles + _decode_tokens(kids, config), z_kids, move
 
 
 def breeding_pool(ranked: Sequence[tuple[str, float]]) -> tuple[list[str], list[list[str]]]:
