@@ -57,6 +57,8 @@ def main() -> None:
                     help="rebuild the run's files git leaves out (val.smi, train_hashes.npy, model.safetensors) "
                          "from its checkpoint and data, without training: for evaluating or shipping on a new machine")
     ap.add_argument("--data-dir", default=str(SHARED), help="where the campaign's data file lies")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads (default 1: one campaign per core; 2 when it has the machine to itself)")
     args = ap.parse_args()
     run = ROOT / "models" / args.name
     spec = json.loads((run / "campaign.json").read_text())
@@ -72,7 +74,9 @@ def main() -> None:
         return
     if not args.minutes or args.minutes <= 0:
         sys.exit("--minutes must be positive")
-    cmd = [sys.executable, "-m", "molvae", "train", str(data), "--out", str(run), "--threads", "1",
+    if args.threads < 1:
+        sys.exit("--threads must be at least 1")
+    cmd = [sys.executable, "-m", "molvae", "train", str(data), "--out", str(run), "--threads", str(args.threads),
            "--set", f"max_minutes={args.minutes}"]
     if (run / "checkpoint.pt").exists():
         cmd.append("--resume")
