@@ -40,7 +40,7 @@ def _fmt(value) -> str:
 
 
 def card(name: str, run: Path, evaluation: dict, moses: dict | None, status: str,
-         earlier: tuple[float, str] | None = None) -> str:
+         earlier: tuple[float, str] | None = None, threads: str = "one torch thread") -> str:
     config = json.loads((run / "config.json").read_text())
     campaign = json.loads((run / "campaign.json").read_text())
     with open(run / "train_log.csv") as fh:
@@ -73,7 +73,7 @@ def card(name: str, run: Path, evaluation: dict, moses: dict | None, status: str
             f"{total} CPU-hours ({float(last['train_minutes']) / 60:.2f} h of training "
             f"wall clock) over {int(last['step']):,} steps, {float(last['epoch']):.2f} epochs, on shared 2-core "
             "x86-64 VMs (Intel Xeon and AMD EPYC machines both served; which ran each stretch was not "
-            "recorded), one torch thread, bf16 autocast; trained in "
+            f"recorded), {threads}, bf16 autocast; trained in "
             "stretches that each resumed the last one exactly (`scripts/campaign.py`, state in "
             f"{state}).", "",
             "## Measured metrics (of the shipped float16 weights)", "",
@@ -105,12 +105,14 @@ def main() -> None:
     ap.add_argument("--eval", type=Path, required=True, help="scripts/eval_model.py --json of the shipped copy")
     ap.add_argument("--moses", type=Path, help="scripts/bench_moses.py's metrics.json of the shipped copy")
     ap.add_argument("--status", default="final")
+    ap.add_argument("--threads", default="one torch thread",
+                    help="how many torch threads the stretches used, for the card")
     ap.add_argument("--earlier-hours", type=float, help="CPU-hours of the runs the campaign continues (its init)")
     ap.add_argument("--earlier", default="", help="what those runs were, for the card")
     args = ap.parse_args()
     moses = json.loads(args.moses.read_text()) if args.moses else None
     earlier = (args.earlier_hours, args.earlier) if args.earlier_hours else None
-    text = card(args.name, args.run, json.loads(args.eval.read_text()), moses, args.status, earlier)
+    text = card(args.name, args.run, json.loads(args.eval.read_text()), moses, args.status, earlier, args.threads)
     dest = ROOT / "molvae" / "pretrained" / args.name / "MODEL_CARD.md"
     dest.write_text(text)
     print(f"wrote {dest}")
