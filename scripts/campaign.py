@@ -2,6 +2,7 @@
 
     python scripts/campaign.py zinc250k --minutes 100     # one per core: run the other model beside it
     python scripts/campaign.py moses --minutes 100
+    python scripts/campaign.py zinc250k --minutes 100 --threads 2   # alone on the machine: both cores
     python scripts/campaign.py moses --status             # the learning curve so far, no training
     python scripts/campaign.py moses --restore            # on a new clone: val.smi, weights, ... for shipping
 
