@@ -40,7 +40,7 @@ def _fmt(value) -> str:
 
 
 def card(name: str, run: Path, evaluation: dict, moses: dict | None, status: str,
-         earlier: tuple[float, str] | None = None, threads: str = "one torch thread") -> str:
+         earlier: tuple[float, str] | None, threads: str) -> str:
     config = json.loads((run / "config.json").read_text())
     campaign = json.loads((run / "campaign.json").read_text())
     with open(run / "train_log.csv") as fh:
