@@ -24,7 +24,8 @@ from molvae.checkpoint import MODEL_FILES, available_pretrained, load_model, pre
 from molvae.conditions import ConditionSpec
 from molvae.device import resolve_device
 from molvae.errors import ConfigError, InvalidSmilesError, MolVAEError
-from molvae.generate import decode_latents, lerp, prior_batches, slerp
+from molvae.generate import (Decoded, PriorStream, decode_latents, lerp, postprocess_pool, prior_batches,
+                             sample_accepted, sampling_generator, slerp)
 from molvae.likelihood import OODCalibration, score_molecules
 from molvae.model import VAE, ModelConfig, build_config, load_config_file  # build_config: re-exported
 from molvae.vocab import Vocab, pad_rows
@@ -280,17 +281,25 @@ class MolVAE:
 
     def decode(self, z: np.ndarray | torch.Tensor, temperature: float = 0.0, seed: int | None = None,
                batch_size: int = 1024, n_workers: int | None = None, progress: bool = False,
-               condition: Mapping[str, Any] | np.ndarray | None = None) -> list[str | None]:
+               condition: Mapping[str, Any] | np.ndarray | None = None,
+               as_frame: bool = False) -> list[str | None] | pd.DataFrame:
         """Canonical SMILES for latent points ``(n, latent_dim)``; ``None`` where decoding is empty or invalid.
 
         Greedy when ``temperature`` is 0, multinomial sampling (reproducible with ``seed``) otherwise.
         A conditional model decodes at ``condition`` (``{name: value}``, or standardized ``(n, C)``
         vectors); by default at the training mean of every condition.
-        """
-        return self._decode(z, temperature, seed, batch_size, n_workers, progress, condition)[0]
 
-    def _decode(self, z, temperature, seed, batch_size, n_workers, progress,
-                condition=None) -> tuple[list[str | None], list[str]]:
+        A point is decoded as it is, never redrawn: with ``as_frame`` the answer is a DataFrame with
+        ``smiles``, ``selfies`` and ``repaired`` (True where the SELFIES decoder had to alter the token
+        string the model wrote: a molecule :meth:`sample` would have rejected).
+        """
+        decoded = self._decode(z, temperature, seed, batch_size, n_workers, progress, condition)
+        if not as_frame:
+            return decoded.smiles
+        return pd.DataFrame({"smiles": pd.Series(decoded.smiles, dtype=object), "selfies": decoded.selfies,
+                             "repaired": decoded.repaired})
+
+    def _decode(self, z, temperature, seed, batch_size, n_workers, progress, condition=None) -> Decoded:
         _check_count(batch_size, "batch_size", low=1)
         _check_sampling(temperature)
         z = self._latents(z)
@@ -382,15 +391,23 @@ class MolVAE:
     def sample(self, n: int, temperature: float = 1.0, seed: int | None = 0, batch_size: int = 1024,
                n_workers: int | None = None, progress: bool = True,
                condition: Mapping[str, Any] | None = None, guidance: float = 1.0,
-               steer: float | None = None, prior: str = "auto") -> pd.DataFrame:
+               steer: float | None = None, prior: str = "auto", keep_repaired: bool = False) -> pd.DataFrame:
         """Decode ``n`` samples from the prior (N(0, I), the VampPrior's mixture, or ``p(z|c)``).
+
+        Every sample is a token string the model wrote as the SELFIES decoder reads it: a string the
+        decoder had to repair (:func:`molvae.vocab.selfies_repaired`) is the model's mistake, as an
+        invalid SMILES is a SMILES model's, and is replaced by a fresh draw (at the same condition)
+        until ``n`` are accepted. ``df.attrs["acceptance_rate"]`` is the accepted share of all strings
+        decoded (``df.attrs["n_decoded"]``). ``keep_repaired=True`` returns the raw stream instead,
+        repaired strings included and marked in the ``repaired`` column (the behaviour before 0.2).
 
         ``prior``: ``auto`` samples from the mixture fitted after training to the latent means
         (:meth:`fit_latent_prior`) when the model has one, else from the model's own prior; ``model``
         always from the model's own; ``fitted`` from the fitted mixture (an error without one).
 
         Returns a DataFrame with ``smiles`` (None if invalid), ``selfies``, ``valid``, ``unique``
-        (first occurrence within this call) and ``novel`` (not in the training set). A conditional
+        (first occurrence within this call), ``novel`` (not in the training set) and ``repaired``
+        (False for every row unless ``keep_repaired``). A conditional
         model samples at ``condition`` (``{"logp": 3.0}``; values or arrays of ``n``); conditions not
         given are drawn from the training distribution given those that are, and every condition used
         is returned as a column ``condition_<name>``. ``guidance`` > 1 strengthens the condition's pull
@@ -409,21 +426,38 @@ class MolVAE:
         cond = self.condition_vectors(condition, n, seed)
         steering = self._steering(condition, steer)
         mixture = self.latent_prior if self._use_fitted_prior(prior) else None
-        batches = prior_batches(self.net, n, seed, batch_size, cond, mixture=mixture)
-        if cond is not None:
-            ct = torch.as_tensor(cond)
-            batches = (torch.cat([z, ct[i * batch_size:i * batch_size + len(z)]], dim=1) for i, z in enumerate(batches))
-        smiles, selfies = decode_latents(self.net, self.vocab, batches, max_len=self.config.max_len,
-                                         device=self.device, temperature=temperature, seed=seed,
-                                         stereo=self.config.stereo, keep_radicals=self.config.keep_radicals,
-                                         n_workers=n_workers, total=n, progress=progress,
-                                         guidance=guidance, steer=steering)
-        df = self._annotate(smiles, selfies)
+        stream = PriorStream(self.net, seed, batch_size, mixture)
+        decoded, n_decoded, n_accepted = self._sample_rows(stream, n, cond, temperature, seed, n_workers,
+                                                           progress, guidance, steering, keep_repaired)
+        df = self._annotate(decoded.smiles, decoded.selfies)
+        df["repaired"] = decoded.repaired
+        df.attrs.update(acceptance_rate=n_accepted / max(n_decoded, 1), n_decoded=n_decoded)
         if cond is not None:
             raw = self.conditions.unstandardize(cond)
             for j, name in enumerate(self.condition_names):
                 df[f"condition_{name}"] = raw[:, j]
         return df
+
+    def _sample_rows(self, stream: PriorStream, n: int, cond: np.ndarray | None, temperature: float,
+                     seed: int | None, n_workers: int | None, progress: bool, guidance: float,
+                     steering: "Steering | None", keep_repaired: bool) -> tuple[Decoded, int, int]:
+        """Decode ``n`` prior draws, redrawing repaired ones (:func:`molvae.generate.sample_accepted`);
+        one worker pool, one sampling generator and one progress bar for every round."""
+        from functools import partial
+
+        from molvae.progress import progress_bar
+
+        with postprocess_pool(n, n_workers) as pool, \
+                progress_bar(total=n, disable=not progress, desc="sampling", unit="mol") as bar:
+            decode = partial(decode_latents, self.net, self.vocab, max_len=self.config.max_len, device=self.device,
+                             temperature=temperature, generator=sampling_generator(temperature, seed, self.device),
+                             stereo=self.config.stereo, keep_radicals=self.config.keep_radicals, n_workers=0,
+                             executor=pool, bar=bar, guidance=guidance, steer=steering)
+            result = sample_accepted(decode, stream, n, cond, keep_repaired=keep_repaired, stereo=self.config.stereo,
+                                     keep_radicals=self.config.keep_radicals)
+            bar.total = result[1]
+            bar.refresh()
+        return result
 
     def _steering(self, condition: Mapping[str, Any] | None, steer: float | None) -> "Steering | None":
         """The :class:`molvae.guide.Steering` for a request (None: no steering)."""
@@ -500,20 +534,24 @@ class MolVAE:
 
     # ------------------------------------------------------------------ latent-space exploration
     def reconstruct(self, molecules: Sequence[Any] | str, temperature: float = 0.0, seed: int | None = 0) -> pd.DataFrame:
-        """Encode then decode (greedy by default): columns ``input``, ``smiles``, ``exact``."""
+        """Encode then decode (greedy by default): columns ``input``, ``smiles``, ``exact``, ``repaired``
+        (the SELFIES decoder had to alter the string the model wrote: see :meth:`decode`)."""
         from molvae.chem import canonicalize
 
         molecules = _as_list(molecules)
         z = self.encode(molecules)
         cond = self.molecule_conditions(molecules) if self.config.n_conditions else None
-        decoded = self.decode(z, temperature=temperature, seed=seed, condition=cond)
+        out = self.decode(z, temperature=temperature, seed=seed, condition=cond, as_frame=True)
+        decoded = out["smiles"].tolist()
         inputs = [m if isinstance(m, str) else _mol_smiles(m) for m in molecules]
         canon = [canonicalize(s, stereo=self.config.stereo) for s in inputs]
-        return pd.DataFrame({"input": inputs, "smiles": decoded,
-                             "exact": [d is not None and d == c for d, c in zip(decoded, canon)]})
+        return pd.DataFrame({"input": inputs, "smiles": out["smiles"],
+                             "exact": [d is not None and d == c for d, c in zip(decoded, canon)],
+                             "repaired": out["repaired"]})
 
     def interpolate(self, a: Any, b: Any, steps: int = 8, method: str = "slerp") -> pd.DataFrame:
-        """Decode ``steps`` points on the path between two molecules' latent means (``linear`` or ``slerp``)."""
+        """Decode ``steps`` points on the path between two molecules' latent means (``linear`` or ``slerp``):
+        columns ``step``, ``t``, ``smiles`` and ``repaired`` (see :meth:`decode`)."""
         if method not in ("linear", "slerp"):
             raise ConfigError(f"interpolation method must be linear or slerp, got {method!r}")
         if steps < 2:
@@ -521,14 +559,15 @@ class MolVAE:
         za, zb = self.encode([a, b])
         t = np.linspace(0.0, 1.0, steps)
         z = (slerp if method == "slerp" else lerp)(za, zb, t)
-        return pd.DataFrame({"step": np.arange(steps), "t": t, "smiles": self.decode(z)})
+        out = self.decode(z, as_frame=True)
+        return pd.DataFrame({"step": np.arange(steps), "t": t, "smiles": out["smiles"], "repaired": out["repaired"]})
 
     def neighbours(self, molecule: Any, n: int = 50, radius: float = 0.5, seed: int | None = 0,
                    unique: bool = True) -> pd.DataFrame:
         """Molecules decoded at random points within ``radius`` (L2) of a molecule's latent mean.
 
-        Columns: ``smiles``, ``distance`` (latent), ``similarity`` (Morgan r2 Tanimoto to the input),
-        sorted by similarity; with ``unique`` each molecule appears once.
+        Columns: ``smiles``, ``distance`` (latent), ``similarity`` (Morgan r2 Tanimoto to the input) and
+        ``repaired`` (see :meth:`decode`), sorted by similarity; with ``unique`` each molecule appears once.
         """
         from rdkit import DataStructs
 
@@ -540,13 +579,15 @@ class MolVAE:
         directions /= np.linalg.norm(directions, axis=1, keepdims=True)
         distances = radius * gen.uniform(0, 1, n) ** (1.0 / self.latent_dim)  # uniform in the ball
         z = z0[None, :] + directions * distances[:, None]
-        smiles = self.decode(z)
+        out = self.decode(z, as_frame=True)
+        smiles = out["smiles"].tolist()
         fp0 = morgan_fingerprint(mol_from_smiles(molecule))
         sims = []
         for s in smiles:
             mol = parse_smiles(s)[0] if s else None
             sims.append(DataStructs.TanimotoSimilarity(fp0, morgan_fingerprint(mol)) if mol else np.nan)
-        df = pd.DataFrame({"smiles": smiles, "distance": distances, "similarity": sims}).dropna(subset=["smiles"])
+        df = pd.DataFrame({"smiles": smiles, "distance": distances, "similarity": sims,
+                           "repaired": out["repaired"]}).dropna(subset=["smiles"])
         if unique:
             df = df.sort_values("distance").drop_duplicates("smiles")
         return df.sort_values("similarity", ascending=False).reset_index(drop=True)

@@ -183,9 +183,13 @@ def _write_report(source: Any, out: str | Path, ref: Any = None, model: "MolVAE 
         from molvae.api import MolVAE
 
         model = MolVAE.load(model, device=device)
+    sampled = None
     if generated is None and interpolation is None and model is not None:
-        generated = model.sample(n_sample, seed=0, progress=progress)["smiles"].tolist()
-        notes.append(f"{n_sample} molecules sampled from the model (temperature 1, seed 0).")
+        sampled = model.sample(n_sample, seed=0, progress=progress)
+        generated = sampled["smiles"].tolist()
+        notes.append(f"{n_sample} molecules sampled from the model (temperature 1, seed 0); "
+                     f"{sampled.attrs['acceptance_rate']:.1%} of the {sampled.attrs['n_decoded']} token strings "
+                     "decoded needed no SELFIES repair (the others were drawn again).")
 
     if generated is not None:
         if metrics is None and (ref is not None or train is not None):
@@ -193,6 +197,8 @@ def _write_report(source: Any, out: str | Path, ref: Any = None, model: "MolVAE 
 
             metrics = evaluate(generated, ref=ref, train=train, n_jobs=n_jobs, device=device,
                                cache_dir=cache_dir, progress=progress)
+            if sampled is not None:
+                metrics["acceptance_rate"] = sampled.attrs["acceptance_rate"]
         if any(isinstance(s, str) and s for s in generated):
             figures.append(plot_property_distributions(generated, out / "properties.png", ref=ref))
             figures.append(plot_molecule_grid(generated, out / "molecules.png"))
@@ -233,6 +239,10 @@ def _model_figures(model: "MolVAE", pool: list, out: Path, color_by: str, interp
             figures.append(plot_interpolation(path, out / "interpolation.png"))
 
 
+_SAMPLING_METRICS = {"acceptance_rate": "share of the token strings sampled that needed no SELFIES repair "
+                                        "(the others were drawn again)"}
+
+
 def _html(source: Any, figures: list[Path], metrics: dict | None, notes: list[str]) -> str:
     from molvae.metrics import METRIC_DESCRIPTIONS
 
@@ -256,7 +266,7 @@ def _html(source: Any, figures: list[Path], metrics: dict | None, notes: list[st
             else:
                 text = f"{float(v):.4f}"
             parts.append(f"<tr><td>{html.escape(k)}</td><td class='v'>{text}</td>"
-                         f"<td>{html.escape(METRIC_DESCRIPTIONS.get(k, ''))}</td></tr>")
+                         f"<td>{html.escape(METRIC_DESCRIPTIONS.get(k, _SAMPLING_METRICS.get(k, '')))}</td></tr>")
         parts.append("</table>")
     for fig in figures:
         caption = _FIGURES.get(fig.name, fig.stem)

@@ -45,6 +45,7 @@ __all__ = ["train", "restore_run_files", "TrainResult", "TrainState", "LOG_COLUM
 
 LOG_COLUMNS = ["epoch", "step", "lr", "beta", "train_loss", "train_recon", "train_kl", "val_loss", "val_recon",
                "val_kl", "val_elbo", "val_token_acc", "val_exact", "active_units", "sample_validity", "sample_uniqueness",
+               "sample_acceptance",
                "seconds", "train_minutes", "cpu_minutes"]
 
 RESUME_SETTINGS = ("max_minutes", "epochs", "checkpoint_every", "eval_every_steps", "early_stopping_patience",
@@ -735,16 +736,17 @@ def evaluate_epoch(net: VAE, vocab: Vocab, config: ModelConfig, tokens: torch.Te
     latents = prior_batches(net, n_prior, seed, 512, at)
     if at is not None:
         latents = (net.with_conditions(z.to(device), at[i * 512:i * 512 + len(z)]) for i, z in enumerate(latents))
-    smiles, _ = decode_latents(net, vocab, latents,
-                               max_len=config.max_len, device=device, temperature=1.0, seed=seed,
-                               stereo=config.stereo, keep_radicals=config.keep_radicals, n_workers=0)
+    decoded = decode_latents(net, vocab, latents, max_len=config.max_len, device=device, temperature=1.0, seed=seed,
+                             stereo=config.stereo, keep_radicals=config.keep_radicals, n_workers=0)
+    smiles = decoded.smiles
     valid = [s for s in smiles if s]
     net.train()
     return {"val_loss": totals["loss"] / n, "val_recon": totals["recon"] / n, "val_kl": totals["kl"] / n,
             "val_elbo": -(totals["recon"] + totals["kl"]) / n,
             "val_token_acc": correct / max(total, 1), "val_exact": exact / max(m, 1), "active_units": active,
             "sample_validity": len(valid) / max(len(smiles), 1),
-            "sample_uniqueness": len(set(valid)) / max(len(valid), 1)}
+            "sample_uniqueness": len(set(valid)) / max(len(valid), 1),
+            "sample_acceptance": decoded.repaired.count(False) / max(len(smiles), 1)}
 
 
 def write_log(history: list[dict[str, float]], path: Path) -> None:

@@ -183,9 +183,9 @@ def model_samples(net: VAE, vocab: Vocab, spec: ConditionSpec, cond_pool: torch.
     for i, (part, temperature) in enumerate(((slice(0, n // 2), 1.0), (slice(n // 2, n), 0.5))):
         rows = zc[part]
         batches = (rows[j:j + batch_size] for j in range(0, len(rows), batch_size))
-        s, sf = decode_latents(net, vocab, batches, max_len=max_len, device=dev, temperature=temperature,
-                               seed=seed + i, stereo=stereo, keep_radicals=keep_radicals, total=len(rows),
-                               progress=progress)
+        s, sf, _ = decode_latents(net, vocab, batches, max_len=max_len, device=dev, temperature=temperature,
+                                  seed=seed + i, stereo=stereo, keep_radicals=keep_radicals, total=len(rows),
+                                  progress=progress)
         smiles += s
         selfies += sf
     keep = [i for i, s in enumerate(smiles) if s is not None and selfies[i]]

@@ -17,7 +17,8 @@ from molvae.errors import CheckpointError, TooLongError, UnknownTokenError
 if TYPE_CHECKING:  # torch is imported only where token ids become tensors
     import torch
 
-__all__ = ["Vocab", "tokenize", "pad_rows", "teacher_forcing", "smiles_to_selfies", "selfies_to_smiles", "split_selfies", "PAD", "BOS", "EOS"]
+__all__ = ["Vocab", "tokenize", "pad_rows", "teacher_forcing", "smiles_to_selfies", "selfies_to_smiles",
+           "selfies_repaired", "split_selfies", "PAD", "BOS", "EOS"]
 
 PAD, BOS, EOS = "<pad>", "<bos>", "<eos>"
 _STRUCTURAL = re.compile(r"^\[[=#\\/]?(Branch|Ring|nop)")
@@ -38,6 +39,24 @@ def selfies_to_smiles(selfies: str) -> str:
         return sf.decoder(selfies)
     except sf.DecoderError:
         return ""
+
+
+def selfies_repaired(selfies: str, smiles: str) -> bool:
+    """True when the SELFIES decoder altered ``selfies`` to give ``smiles`` (its decoding): re-encoding
+    ``smiles`` does not give the same string back.
+
+    The decoder keeps every string valid by dropping or weakening tokens that would break a valence
+    (and by reading dangling rings and branches its own way). A string encoded from a real molecule
+    always comes back unchanged; a generated one that does not is what a SMILES model would have
+    written as an invalid string: its low-likelihood mistakes (Skinnider 2024), which molvae rejects by
+    default. An empty decoding counts as repaired. Costs one SELFIES encoding (about 0.4 ms).
+    """
+    if not smiles:
+        return True
+    try:
+        return sf.encoder(smiles) != selfies
+    except sf.EncoderError:
+        return True
 
 
 def split_selfies(selfies: str) -> list[str]:

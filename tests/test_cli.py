@@ -51,7 +51,10 @@ def test_train_cli_then_sample_and_friends(tmp_path, capsys):
 
     csv = tmp_path / "samples.csv"
     assert main(["sample", str(run), "-n", "20", "--out", str(csv), "--quiet", "--seed", "3"]) == 0
-    assert {"smiles", "valid", "unique", "novel"} <= set(pd.read_csv(csv).columns)
+    assert {"smiles", "valid", "unique", "novel", "repaired"} <= set(pd.read_csv(csv).columns)
+    assert "acceptance" in capsys.readouterr().err and not pd.read_csv(csv)["repaired"].any()
+    assert main(["sample", str(run), "-n", "200", "--out", str(csv), "--quiet", "--keep-repaired"]) == 0
+    assert "repaired kept" in capsys.readouterr().err and pd.read_csv(csv)["repaired"].any()  # a 2-epoch model
 
     enc = tmp_path / "z.csv"
     assert main(["encode", str(run), str(data), "--out", str(enc)]) == 0
@@ -64,7 +67,7 @@ def test_train_cli_then_sample_and_friends(tmp_path, capsys):
     np.testing.assert_allclose(np.load(npy), z[[c for c in z.columns if c.startswith("z")]].to_numpy(), rtol=1e-5)
     dec = tmp_path / "dec.csv"
     assert main(["decode", str(run), str(npy), "--out", str(dec)]) == 0
-    assert pd.read_csv(dec)["valid"].all()
+    assert pd.read_csv(dec)["valid"].all() and "repaired" in pd.read_csv(dec).columns
 
     rec = tmp_path / "rec.csv"
     assert main(["reconstruct", str(run), str(data), "--out", str(rec)]) == 0

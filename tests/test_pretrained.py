@@ -53,14 +53,16 @@ def test_decoded_hydrogen_count_tokens_do_not_leave_radicals():
     hydrogen in its place, and a molecule without one is untouched."""
     from molvae.generate import postprocess
 
-    assert postprocess(["[C][CH1][O]", "[C][C@@H1][N]", "[C][C][O]", ""]) == ["CCO", "CCN", "CCO", None]
+    smiles, repaired = postprocess(["[C][CH1][O]", "[C][C@@H1][N]", "[C][C][O]", ""])
+    assert smiles == ["CCO", "CCN", "CCO", None]
+    assert repaired == [False, False, False, True]  # written as the decoder reads them; empty counts as repaired
 
 
 def test_keep_radicals_leaves_unpaired_electrons_for_data_that_has_them():
     """A model trained on genuine radicals (``keep_radicals``) keeps them in what it generates."""
     from molvae.generate import postprocess
 
-    assert postprocess(["[C][CH1][O]", "[C][C][O]"], keep_radicals=True) == ["C[CH]O", "CCO"]
+    assert postprocess(["[C][CH1][O]", "[C][C][O]"], keep_radicals=True)[0] == ["C[CH]O", "CCO"]
     model = MolVAE.pretrained("zinc250k", device="cpu")
     model.config = model.config.replace(keep_radicals=True)
     samples = model.sample(100, seed=0, progress=False)

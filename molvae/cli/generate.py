@@ -25,7 +25,7 @@ def _model_args(p: argparse.ArgumentParser) -> None:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sample", help="sample molecules from the prior")
     _model_args(p)
-    p.add_argument("-n", "--num", type=int, default=1000, help="number of latent points to decode (default 1000)")
+    p.add_argument("-n", "--num", type=int, default=1000, help="number of molecules (default 1000)")
     p.add_argument("--temperature", type=float, default=1.0, help="0 = greedy, >0 multinomial (default 1.0)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=1024)
@@ -44,6 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prior", choices=["auto", "model", "fitted"], default="auto",
                    help="latent points from the mixture fitted after training (fitted; auto = when the model "
                         "has one) or from the model's own prior (model)")
+    p.add_argument("--keep-repaired", action="store_true",
+                   help="keep token strings the SELFIES decoder had to repair (marked in a 'repaired' column) "
+                        "instead of drawing again until -n are accepted (the default)")
     p.set_defaults(func=run_sample)
 
     p = sub.add_parser("fit-prior", help="fit a latent mixture prior to molecules' latent means (better samples)")
@@ -143,13 +146,15 @@ def run_sample(args: argparse.Namespace) -> int:
         warnings.simplefilter("always")
         df = model.sample(args.num, temperature=args.temperature, seed=args.seed, batch_size=args.batch_size,
                           progress=not args.quiet, condition=condition, guidance=args.guidance,
-                          steer=args.steer, prior=args.prior)
+                          steer=args.steer, prior=args.prior, keep_repaired=args.keep_repaired)
     for w in caught:
         print(f"molvae sample: warning: {w.message}", file=sys.stderr)
     n_valid = int(df["valid"].sum())
-    print(f"{len(df)} sampled: validity {n_valid / len(df):.4f}, uniqueness "
-          f"{df['unique'].sum() / max(n_valid, 1):.4f}, novelty {df['novel'][df['unique']].mean():.4f} "
-          f"(of unique valid)", file=sys.stderr)
+    kept = f", {int(df['repaired'].sum())} repaired kept" if args.keep_repaired else ""
+    print(f"{len(df)} sampled: acceptance {df.attrs['acceptance_rate']:.4f} of {df.attrs['n_decoded']} decoded "
+          f"(SELFIES-repaired strings {'kept' if args.keep_repaired else 'redrawn'}{kept}), validity "
+          f"{n_valid / len(df):.4f}, uniqueness {df['unique'].sum() / max(n_valid, 1):.4f}, novelty "
+          f"{df['novel'][df['unique']].mean():.4f} (of unique valid)", file=sys.stderr)
     out_df = df[df["valid"]] if args.valid_only else df
     write_table(out_df.drop(columns=["selfies"]), args.out)
     if args.evaluate:
@@ -215,14 +220,17 @@ def _read_latents(path: str, latent_dim: int):
 
 
 def run_decode(args: argparse.Namespace) -> int:
-    import pandas as pd
-
     at_least(args.temperature, "--temperature", 0)
     check_out(args.out)
     model = load_model(args.model, args.device)
     z = _read_latents(args.input, model.latent_dim)
-    smiles = model.decode(z, temperature=args.temperature, seed=args.seed)
-    write_table(pd.DataFrame({"smiles": smiles, "valid": [s is not None for s in smiles]}), args.out)
+    df = model.decode(z, temperature=args.temperature, seed=args.seed, as_frame=True)
+    df.insert(1, "valid", df["smiles"].notna())
+    write_table(df.drop(columns=["selfies"]), args.out)
+    if df["repaired"].any():
+        print(f"{int(df['repaired'].sum())} of {len(df)} points decode to a token string the SELFIES decoder "
+              "had to repair (column 'repaired'): the model would not have written those molecules as they are",
+              file=sys.stderr)
     return 0
 
 

@@ -148,8 +148,9 @@ def selfies_tokens(smiles: str) -> list[str] | None:
 def _decode_tokens(children: Sequence[Sequence[str]], config: Any) -> list[str | None]:
     from molvae.generate import postprocess
 
+    # a mutated string the SELFIES decoder repairs is still a child: mutation, not the model, wrote it
     return postprocess(["".join(c) for c in children], stereo=bool(getattr(config, "stereo", True)),
-                       keep_radicals=bool(getattr(config, "keep_radicals", False)))
+                       keep_radicals=bool(getattr(config, "keep_radicals", False)))[0]
 
 
 # --------------------------------------------------------------------------- breeding

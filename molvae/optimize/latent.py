@@ -22,10 +22,13 @@ class LatentSpace:
 
     ``n_decode`` decodings per point: the greedy one plus ``n_decode - 1`` samples at
     ``temperature``, so one point can propose several nearby molecules (only new ones are paid for).
+    A decoding whose token string the SELFIES decoder had to repair is the model's mistake, not a
+    proposal: it comes back as ``None`` (invalid, so no oracle call is spent on it) unless
+    ``keep_repaired``.
     """
 
     def __init__(self, model: Any, *, bound: float = 3.0, radius_quantile: float = 0.999,
-                 n_decode: int = 1, temperature: float = 1.0, seed: int = 0) -> None:
+                 n_decode: int = 1, temperature: float = 1.0, seed: int = 0, keep_repaired: bool = False) -> None:
         from scipy.special import gammaincinv  # chi2.ppf(q, d) = 2 gammaincinv(d / 2, q), without scipy.stats
 
         self.model = model
@@ -34,10 +37,12 @@ class LatentSpace:
         self.radius = float(np.sqrt(2.0 * gammaincinv(self.dim / 2.0, radius_quantile)))
         self.n_decode = max(1, int(n_decode))
         self.temperature = float(temperature)
+        self.keep_repaired = bool(keep_repaired)
         self._rng = np.random.default_rng(seed)
         self._z: dict[str, np.ndarray | None] = {}
         self.n_decoded = 0  # molecules decoded (all points x decodings)
-        self.n_invalid = 0  # decodings that gave no valid molecule
+        self.n_invalid = 0  # decodings that gave no valid molecule (repaired ones included)
+        self.n_repaired = 0  # decodings rejected because the SELFIES decoder repaired them
 
     # ----------------------------------------------------------------- geometry
     def project(self, z: np.ndarray) -> np.ndarray:
@@ -79,16 +84,24 @@ class LatentSpace:
         k = self.n_decode if n_decode is None else max(1, int(n_decode))
         if len(z) == 0:
             return []
-        out = [[s] for s in self.model.decode(z, temperature=0.0)]
+        out = [[s] for s in self._decoded(z, temperature=0.0)]
         if k > 1:
             reps = np.repeat(z, k - 1, axis=0)
             seed = int(self._rng.integers(2**31 - 1))
-            sampled = self.model.decode(reps, temperature=self.temperature, seed=seed)
+            sampled = self._decoded(reps, temperature=self.temperature, seed=seed)
             for i in range(len(z)):
                 out[i].extend(sampled[i * (k - 1):(i + 1) * (k - 1)])
         self.n_decoded += len(z) * k
         self.n_invalid += sum(s is None for row in out for s in row)
         return out
+
+    def _decoded(self, z: np.ndarray, **kwargs: Any) -> list[str | None]:
+        """The model's decodings of ``z``, repaired ones as None (unless ``keep_repaired``)."""
+        df = self.model.decode(z, as_frame=True, **kwargs)
+        if self.keep_repaired:
+            return df["smiles"].tolist()
+        self.n_repaired += int(df["repaired"].sum())
+        return [None if r else s for s, r in zip(df["smiles"], df["repaired"])]
 
     # ----------------------------------------------------------------- encoding
     def encode(self, smiles: Sequence[str]) -> np.ndarray:

@@ -240,7 +240,7 @@ class Agent:
         rows = [row[:row.index(eos)] if eos in row else row for row in ids.cpu().tolist()]
         selfies = [self.model.vocab.decode(row) for row in rows]
         return rows, postprocess(selfies, stereo=self.model.config.stereo,
-                                 keep_radicals=self.model.config.keep_radicals)
+                                 keep_radicals=self.model.config.keep_radicals)[0]
 
     def log_likelihood(self, net: Any, z: np.ndarray, rows: Sequence[Sequence[int]]) -> Any:
         """``log p(x|z)`` ``(n,)`` of token rows under ``net``, with the sampler's masks (no ``<pad>``
