@@ -33,6 +33,7 @@ from molvae.vocab import Vocab, pad_rows
 if TYPE_CHECKING:  # pragma: no cover
     from molvae.finetune import BaseModel
     from molvae.guide import PropertyGuide, Steering
+    from molvae.latent_flow import LatentFlow
     from molvae.latent_mixture import LatentMixture
 
 __all__ = ["MolVAE", "build_config", "MODEL_FILES"]
@@ -45,7 +46,7 @@ class MolVAE:
                  train_hashes: np.ndarray | None = None, path: Path | None = None,
                  conditions: ConditionSpec | None = None, ood: "OODCalibration | None" = None,
                  likelihood: dict[str, Any] | None = None, guide: "PropertyGuide | None" = None,
-                 latent_prior: "LatentMixture | None" = None):
+                 latent_prior: "LatentMixture | LatentFlow | None" = None):
         self.net = net.to(device).eval()
         self.vocab = vocab
         self.config = config
@@ -56,7 +57,7 @@ class MolVAE:
         self.ood = ood  # OOD score calibration (ood.json); None until calibrated
         self.heldout_likelihood = likelihood  # held-out ELBO/IWAE at the end of training (likelihood.json)
         self.guide = guide.to(device).eval() if guide is not None else None  # steers conditional sampling
-        self.latent_prior = latent_prior  # a mixture fitted after training to the latent means (or None)
+        self.latent_prior = latent_prior  # a mixture or flow fitted after training to the posteriors (or None)
         if config.n_conditions and conditions is None:
             raise ConfigError("a conditional model needs its condition statistics (conditions.json)")
 
@@ -342,19 +343,23 @@ class MolVAE:
 
     def fit_latent_prior(self, molecules: Sequence[Any] | str, components: int = 10, seed: int = 0,
                          save: bool = True, skip_unknown: bool = True, kind: str = "mixture",
-                         scale: float = 1.0) -> "LatentMixture":
+                         scale: float = 1.0, progress: bool = False) -> "LatentMixture | LatentFlow":
         """Fit a prior to the latent posteriors of ``molecules`` (the training set, or a sample of it) and
-        sample from it from now on (:mod:`molvae.latent_mixture`); saved in the model's directory when
-        ``save``. ``kind``: ``mixture``, a ``components``-Gaussian mixture over the posterior means, or
-        ``aggregate``, the molecules' posteriors themselves (one component each, their widths times
-        ``scale``). Molecules that do not
-        parse or do not fit the vocabulary are left out."""
+        sample from it from now on; saved in the model's directory when ``save``. ``kind``:
+        ``mixture``, a ``components``-Gaussian mixture over the posterior means
+        (:mod:`molvae.latent_mixture`); ``aggregate``, the molecules' posteriors themselves (one
+        component each, their widths times ``scale``); ``flow``, a normalizing flow trained on draws
+        from the posteriors, widths times ``scale`` (:mod:`molvae.latent_flow`; a few CPU-minutes).
+        Molecules that do not parse or do not fit the vocabulary are left out."""
+        from molvae.latent_flow import LatentFlow
         from molvae.latent_mixture import LATENT_PRIOR_FILE, LatentMixture
 
         if self.config.n_conditions:
             raise ConfigError("a fitted latent prior is for unconditional models (a CVAE samples at conditions)")
-        if kind not in ("mixture", "aggregate"):
-            raise ConfigError(f"latent prior kind must be 'mixture' or 'aggregate', got {kind!r}")
+        if kind not in ("mixture", "aggregate", "flow"):
+            raise ConfigError(f"latent prior kind must be 'mixture', 'aggregate' or 'flow', got {kind!r}")
+        if not 0.0 <= scale <= 1.0 or (kind == "aggregate" and scale == 0):
+            raise ConfigError(f"the posterior scale must be in (0, 1] (flow: [0, 1]), got {scale!r}")
         if isinstance(molecules, (str, Path)):
             from molvae.data import read_smiles
 
@@ -365,13 +370,16 @@ class MolVAE:
                 rows.append(self._token_row(m, skip_unknown))
             except (InvalidSmilesError, ValueError):
                 continue
-        need = 1 if kind == "aggregate" else 2 * components
+        need = {"aggregate": 1, "flow": 100}.get(kind, 2 * components)
         if len(rows) < need:
             raise ConfigError(f"need at least {need} usable molecules to fit the latent prior, got {len(rows)}")
         mu, logvar = self.net.encode_batches(pad_rows(rows[s:s + 1024], self.vocab.pad_id, min_length=1)
                                              for s in range(0, len(rows), 1024))
         if kind == "aggregate":
             self.latent_prior = LatentMixture.aggregate(mu, logvar, scale)
+        elif kind == "flow":
+            self.latent_prior = LatentFlow.fit(mu, mu_logvar=(mu, logvar), posterior_scale=scale, seed=seed,
+                                               progress=progress)
         else:
             self.latent_prior = LatentMixture.fit(mu, components=components, seed=seed)
         if save and self.path is not None:

@@ -3,7 +3,7 @@
     config.json  vocab.json  model.safetensors       required
     train_hashes.npy                                 the training set's hashes (novelty)
     conditions.json  guide.safetensors               a conditional model: its conditions' statistics, its guide
-    ood.json  likelihood.json  latent_prior.safetensors   OOD calibration, held-out likelihood, fitted latent mixture
+    ood.json  likelihood.json  latent_prior.safetensors   OOD calibration, held-out likelihood, fitted latent prior (mixture or flow)
 
     >>> parts = load_model("runs/demo")     # dict: net, vocab, config, train_hashes, path, and the extras
     >>> save_model("copy/", **parts)
@@ -21,6 +21,7 @@ from molvae.conditions import CONDITIONS_FILE, ConditionSpec
 from molvae.errors import CheckpointError, ConfigError
 from molvae.guide import GUIDE_FILE, PropertyGuide, load_guide, save_guide
 from molvae.io import load_state, load_weights, save_weights
+from molvae.latent_flow import LatentFlow, load_latent_prior
 from molvae.latent_mixture import LATENT_PRIOR_FILE, LatentMixture
 from molvae.likelihood import LIKELIHOOD_FILE, OOD_FILE, OODCalibration
 from molvae.model import VAE, ModelConfig
@@ -38,7 +39,7 @@ PRETRAINED_ROOT = Path(__file__).parent / "pretrained"
 def save_model(path: str | Path, *, net: VAE, vocab: Vocab, config: ModelConfig, train_hashes: np.ndarray,
                conditions: ConditionSpec | None = None, guide: PropertyGuide | None = None,
                ood: OODCalibration | None = None, likelihood: dict[str, Any] | None = None,
-               latent_prior: LatentMixture | None = None, copy_from: Path | None = None) -> Path:
+               latent_prior: LatentMixture | LatentFlow | None = None, copy_from: Path | None = None) -> Path:
     """Write a model directory: the required files, ``train_hashes.npy``, and each extra that exists.
     ``copy_from`` (the model's own directory) lends its ``train_log.csv`` and held-out ``val.smi``."""
     path = Path(path)
@@ -99,8 +100,8 @@ def load_model(path: str | Path) -> dict[str, Any]:
 
 
 def load_extras(path: Path, config: ModelConfig, vocab_size: int) -> dict[str, Any]:
-    """conditions.json (required for a conditional model); guide.safetensors, ood.json, latent_prior.json
-    and likelihood.json (optional)."""
+    """conditions.json (required for a conditional model); guide.safetensors, ood.json,
+    latent_prior.safetensors (a fitted mixture or flow) and likelihood.json (optional)."""
     extras: dict[str, Any] = {}
     if config.n_conditions:
         spec = ConditionSpec.load(path / CONDITIONS_FILE)
@@ -113,7 +114,7 @@ def load_extras(path: Path, config: ModelConfig, vocab_size: int) -> dict[str, A
     if (path / OOD_FILE).exists():
         extras["ood"] = OODCalibration.load(path / OOD_FILE)
     if (path / LATENT_PRIOR_FILE).exists() and not config.n_conditions:
-        extras["latent_prior"] = LatentMixture.load(path / LATENT_PRIOR_FILE, config.latent_dim)
+        extras["latent_prior"] = load_latent_prior(path / LATENT_PRIOR_FILE, config.latent_dim)
     if (path / LIKELIHOOD_FILE).exists():
         try:
             extras["likelihood"] = json.loads((path / LIKELIHOOD_FILE).read_text())

@@ -27,6 +27,7 @@ from molvae.vocab import Vocab, selfies_repaired, selfies_to_smiles
 
 if TYPE_CHECKING:  # pragma: no cover
     from molvae.guide import Steering
+    from molvae.latent_flow import LatentFlow
     from molvae.latent_mixture import LatentMixture
     from molvae.model import VAE
 
@@ -116,11 +117,13 @@ class PriorStream:
 
     The prior is N(0, I), the conditional prior ``p(z|c)`` (the same noise, moved by the rows'
     conditions), the VampPrior's mixture, or a prior fitted after training (``fitted``: anything with
-    ``sample(n, generator)``, e.g. :class:`molvae.latent_mixture.LatentMixture`). Points are float32
+    ``sample(n, generator)``: a :class:`~molvae.latent_mixture.LatentMixture` or
+    :class:`~molvae.latent_flow.LatentFlow`). Points are float32
     on the CPU; the normal prior's first ``n`` are :func:`prior_latents`' (seeded outputs depend on it).
     """
 
-    def __init__(self, net: VAE, seed: int | None, batch_size: int, fitted: LatentMixture | None = None):
+    def __init__(self, net: VAE, seed: int | None, batch_size: int,
+                 fitted: LatentMixture | LatentFlow | None = None):
         self.net, self.batch_size, self.fitted = net, batch_size, fitted
         self.generator = torch.Generator().manual_seed(seed_or_random(seed))
         self._components = None
@@ -148,7 +151,7 @@ class PriorStream:
 
 
 def prior_batches(net: VAE, n: int, seed: int | None, batch_size: int, cond: np.ndarray | torch.Tensor | None = None,
-                  mixture: LatentMixture | None = None) -> Iterator[torch.Tensor]:
+                  mixture: LatentMixture | LatentFlow | None = None) -> Iterator[torch.Tensor]:
     """``n`` latent points from a model's prior in batches of ``batch_size`` (:class:`PriorStream`):
     the one place prior points are drawn (sampling, training's evaluation, the optimizer's start)."""
     return PriorStream(net, seed, batch_size, mixture).batches(n, cond)

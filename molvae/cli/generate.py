@@ -49,15 +49,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "instead of drawing again until -n are accepted (the default)")
     p.set_defaults(func=run_sample)
 
-    p = sub.add_parser("fit-prior", help="fit a latent mixture prior to molecules' latent means (better samples)")
+    p = sub.add_parser("fit-prior", help="fit a latent prior (flow or mixture) to molecules' posteriors (better samples)")
     p.add_argument("model", help="model directory (a training run's --out); the prior is saved there")
     p.add_argument("input", help="SMILES file: the training molecules, or a random sample of them")
     p.add_argument("--components", type=int, default=10, help="Gaussian components (default 10)")
-    p.add_argument("--kind", choices=["mixture", "aggregate"], default="mixture",
+    p.add_argument("--kind", choices=["mixture", "aggregate", "flow"], default="mixture",
                    help="mixture: a Gaussian mixture over the latent means; aggregate: the molecules' "
-                        "posteriors themselves, one component each (use --max-molecules 10000 or so)")
+                        "posteriors themselves, one component each (use --max-molecules 10000 or so); flow: "
+                        "a normalizing flow trained on draws from the posteriors (a few CPU-minutes)")
     p.add_argument("--scale", type=float, default=1.0,
-                   help="aggregate: the posteriors' widths times this, in (0, 1] (default 1)")
+                   help="aggregate and flow: the posteriors' widths times this, in (0, 1] (flow: 0 = the "
+                        "means only; default 1)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--max-molecules", type=int, default=50000, help="use at most this many, at random (default 50000)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
@@ -108,8 +111,8 @@ def run_fit_prior(args: argparse.Namespace) -> int:
 
     if args.components <= 0 or args.max_molecules <= 0:
         raise ConfigError("--components and --max-molecules must be positive")
-    if not 0.0 < args.scale <= 1.0:
-        raise ConfigError(f"--scale must be in (0, 1], got {args.scale}")
+    if not (0.0 < args.scale <= 1.0 or (args.kind == "flow" and args.scale == 0.0)):
+        raise ConfigError(f"--scale must be in (0, 1] (flow: [0, 1]), got {args.scale}")
     model = load_model(args.model, args.device)
     if model.path is None or not Path(args.model).is_dir():
         raise ConfigError(f"{args.model}: fit-prior writes into a model directory; give the directory")
@@ -117,11 +120,11 @@ def run_fit_prior(args: argparse.Namespace) -> int:
     if len(smiles) > args.max_molecules:
         pick = np.random.default_rng(args.seed).permutation(len(smiles))[:args.max_molecules]
         smiles = [smiles[i] for i in sorted(pick)]
-    mixture = model.fit_latent_prior(smiles, components=args.components, seed=args.seed, kind=args.kind,
-                                     scale=args.scale)
-    print(f"latent prior ({args.kind}): {len(mixture.weights)} components fitted to {mixture.n_fitted} "
-          f"molecules' posteriors, saved in {args.model}; molvae sample uses it (--prior model for the "
-          "model's own)", file=sys.stderr)
+    prior = model.fit_latent_prior(smiles, components=args.components, seed=args.seed, kind=args.kind,
+                                   scale=args.scale, progress=not args.quiet)
+    what = "a flow" if args.kind == "flow" else f"{len(prior.weights)} components"
+    print(f"latent prior ({args.kind}): {what} fitted to {prior.n_fitted} molecules' posteriors, saved in "
+          f"{args.model}; molvae sample uses it (--prior model for the model's own)", file=sys.stderr)
     return 0
 
 
