@@ -3,9 +3,10 @@
 Start method: ``fork`` on Linux (fast, and works from unguarded scripts and notebooks: the workers
 run only RDKit, SELFIES and numpy, never threads of the parent), ``spawn`` elsewhere (fork is unsafe
 on macOS). The one exception is :mod:`molvae.generate`, which post-processes decoded molecules
-*while the parent keeps decoding on the device*: forking a process that holds a CUDA context and
-torch's thread pools can deadlock the children, so the decoder asks for ``forkserver`` (children
-start from a clean server process). Every other pool in molvae runs while torch is idle.
+*while the parent keeps decoding on the device*: once the parent holds a CUDA context, a fork may not
+inherit it safely, so the decoder then asks for ``forkserver`` (children start from a clean server
+process; a script without a main guard is imported again there). Every other pool in molvae runs
+while torch is idle.
 """
 
 from __future__ import annotations

@@ -97,10 +97,11 @@ def sampling_generator(temperature: float, seed: int | None, device: torch.devic
 
 
 def _pool(n_workers: int) -> Executor:
-    """forkserver, not molvae's usual fork: these workers start while this process keeps decoding on
-    the device, and a fork of a process holding a CUDA context and torch's threads is unsafe
-    (:mod:`molvae._pool`)."""
-    return process_pool(n_workers, method="forkserver")
+    """molvae's usual start method (fork on Linux: works from scripts without a main guard), except
+    once this process holds a CUDA context, which a fork may not inherit safely: then forkserver, whose
+    children start from a clean server process (:mod:`molvae._pool`). The workers run only SELFIES
+    and RDKit, never torch."""
+    return process_pool(n_workers, method="forkserver" if torch.cuda.is_initialized() else None)
 
 
 def prior_latents(n: int, latent_dim: int, seed: int | None, batch_size: int) -> Iterator[torch.Tensor]:
