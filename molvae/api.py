@@ -101,7 +101,8 @@ class MolVAE:
 
         ``init`` (a shipped model's name, a model directory or a :class:`MolVAE`) fine-tunes: the run
         starts from that model's weights, vocabulary and architecture, with the schedule of
-        :data:`molvae.finetune.FINETUNE_DEFAULTS` under ``config``/``options``. Molecules with a token
+        :data:`molvae.finetune.FINETUNE_DEFAULTS` under ``config``/``options`` (a :class:`ModelConfig`
+        given here contributes the fields it sets away from the defaults). Molecules with a token
         the model lacks are rejected naming it, unless ``extend_vocab=True`` grows the vocabulary.
         """
         from molvae.train import train
@@ -114,9 +115,11 @@ class MolVAE:
                 raise ConfigError("a fine-tuning run takes its architecture from the base model (--from); "
                                   "drop --preset")
             base = _base_model(init)
-            values = dict(load_config_file(config)) if isinstance(config, (str, Path)) else dict(config or {})
-            if isinstance(config, ModelConfig):
-                values = config.to_dict()
+            if isinstance(config, ModelConfig):  # the settings it changes from the defaults; the rest is the base's
+                defaults = ModelConfig().to_dict()
+                values = {k: v for k, v in config.to_dict().items() if v != defaults[k]}
+            else:
+                values = dict(load_config_file(config)) if isinstance(config, (str, Path)) else dict(config or {})
             values.update({k: v for k, v in options.items() if v is not None})
             cfg = finetune_config(base.config, values, base.name)
         else:

@@ -91,3 +91,12 @@ def test_fine_tuning_fits_a_latent_prior_to_the_series_and_samples_from_it(base,
     # a run that fits no prior removes a stale one: it described other weights' latent space
     MolVAE.fit(series, init=base, out=run, epochs=1, latent_prior_components=0, progress=False)
     assert not (run / "latent_prior.safetensors").exists() and MolVAE.load(run).latent_prior is None
+
+
+def test_fine_tuning_takes_a_model_config(tiny_model):
+    """``config=ModelConfig(...)`` with ``init``: its non-default settings apply, the architecture stays the base's."""
+    from molvae import ModelConfig
+
+    tuned = MolVAE.fit(read_sample(60), init=tiny_model, config=ModelConfig(epochs=1, lr=1e-4), progress=False)
+    assert tuned.config.epochs == 1 and tuned.config.lr == 1e-4
+    assert tuned.config.latent_dim == tiny_model.config.latent_dim
