@@ -2,7 +2,7 @@
 
     python scripts/bench_latent_priors.py moses --data ../shared/data/moses_train.csv.gz --ref moses-test
     python scripts/bench_latent_priors.py zinc250k --data ../shared/data/zinc250k.smi.gz \
-        --ref models/zinc250k/val.smi
+        --ref models/zinc250k/val.smi --exclude models/zinc250k/val.smi
 
 For one trained model, latent points from: N(0, I) (the model's own prior); a 10-component Gaussian
 mixture over the posterior means of ``--fit-molecules`` training molecules (what the shipped models
@@ -44,6 +44,8 @@ def main() -> None:
     ap.add_argument("model", help="a model directory or shipped name")
     ap.add_argument("--data", required=True, help="the model's training data (the priors are fitted to it)")
     ap.add_argument("--ref", default="moses-test", help="reference set: a named set or a SMILES file")
+    ap.add_argument("--exclude", help="SMILES file of molecules never to fit a prior to (the held-out set, when "
+                                      "--ref is drawn from the training data's source)")
     ap.add_argument("--samples", type=int, default=5000)
     ap.add_argument("--fit-molecules", type=int, default=50_000)
     ap.add_argument("--priors", help="semicolon-separated subset of: " + "; ".join(PRIORS))
@@ -63,6 +65,11 @@ def main() -> None:
     print(f"settings: {vars(args)}\nmachine: {machine()}", flush=True)
     model = MolVAE.load(args.model, device="cpu")
     smiles = read_smiles(args.data)["input"].tolist()
+    if args.exclude:
+        from molvae.chem import canonicalize
+
+        held_out = set(read_smiles(args.exclude)["input"])
+        smiles = [s for s in smiles if canonicalize(s) not in held_out]
     order = np.random.default_rng(args.seed).permutation(len(smiles))
     chosen = [p.strip() for p in args.priors.split(";")] if args.priors else list(PRIORS)
     rows = {}
