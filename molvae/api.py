@@ -410,7 +410,8 @@ class MolVAE:
         invalid SMILES is a SMILES model's, and is replaced by a fresh draw (at the same condition)
         until ``n`` are accepted. ``df.attrs["acceptance_rate"]`` is the accepted share of all strings
         decoded (``df.attrs["n_decoded"]``). ``keep_repaired=True`` returns the raw stream instead,
-        repaired strings included and marked in the ``repaired`` column (the behaviour before 0.2).
+        repaired strings included and marked in the ``repaired`` column (what molvae sampled before it
+        rejected repairs).
 
         ``prior``: ``auto`` samples from the mixture fitted after training to the latent means
         (:meth:`fit_latent_prior`) when the model has one, else from the model's own prior; ``model``

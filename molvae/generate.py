@@ -15,7 +15,7 @@ import os
 import warnings
 from concurrent.futures import Executor
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Callable, Iterator, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, Iterator, NamedTuple
 
 import numpy as np
 import torch
@@ -175,7 +175,7 @@ def decode_latents(
     executor: Executor | None = None,
     total: int | None = None,
     progress: bool = False,
-    bar=None,
+    bar: Any = None,
     guidance: float = 1.0,
     steer: Steering | None = None,
 ) -> Decoded:
@@ -183,10 +183,9 @@ def decode_latents(
 
     ``n_workers`` processes post-process in parallel with decoding (default: all cores, or none for
     small jobs); ``executor`` lends a pool instead (not shut down here). ``skip_repaired``: see
-    :func:`postprocess`. Sampling (``temperature`` > 0)
-    draws from ``generator``, or a new one seeded with ``seed``. ``bar``: a progress bar to advance
-    (else one of its own when ``progress``). ``guidance`` and ``steer`` (a
-    :class:`molvae.guide.Steering`): see ``VAE.generate``.
+    :func:`postprocess`. Sampling (``temperature`` > 0) draws from ``generator``, or a new one seeded
+    with ``seed``. ``bar``: a progress bar to advance (else one of its own when ``progress``).
+    ``guidance`` and ``steer`` (a :class:`molvae.guide.Steering`): see ``VAE.generate``.
     """
     from molvae.progress import progress_bar
 
@@ -198,7 +197,7 @@ def decode_latents(
     first_allowed = torch.tensor(vocab.starts_molecule(), dtype=torch.bool, device=device)
     own_pool = executor is None and n_workers > 0
     pool = _pool(n_workers) if own_pool else executor
-    workers = n_workers if own_pool else (getattr(pool, "_max_workers", 1) if pool is not None else 0)
+    workers = n_workers if own_pool else (os.cpu_count() or 1)  # shares of each batch for the pool
     pending, selfies_all = [], []
     own_bar = bar is None
     if own_bar:
@@ -251,8 +250,9 @@ def sample_accepted(
     appended to the latent point; None for an unconditional model). Round 1 decodes the stream's first
     ``n`` points: with ``keep_repaired`` that is the whole answer (the raw stream). Later rounds
     redraw only the rejected rows, several candidates per row once acceptance is seen to be low (at
-    most ``max_per_row``), and rejected strings skip RDKit; unconditional rows take accepted candidates in order, conditional ones
-    the first accepted candidate drawn at their own condition. Rows still rejected after ``max_rounds``
+    most ``max_per_row``), and rejected strings skip RDKit; unconditional rows take accepted
+    candidates in order, conditional ones the first accepted candidate drawn at their own
+    condition. Rows still rejected after ``max_rounds``
     keep a repaired molecule (``repaired`` True; post-processed with ``stereo`` and ``keep_radicals``)
     with a :class:`RepairWarning`.
 

@@ -5,7 +5,10 @@
 
 - exact greedy reconstruction of up to N held-out molecules (default: the run's own validation split,
   which training never saw);
-- validity, uniqueness and novelty (against the training split) of N prior samples (temperature 1).
+- validity, uniqueness and novelty (against the training split) of N prior samples (temperature 1,
+  SELFIES-repaired strings drawn again), and their acceptance rate (the share of decoded strings that
+  needed no repair);
+- with ``--ref``, the FCD of those samples against a reference set (e.g. held-out molecules).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ def main() -> None:
     ap.add_argument("--prior", default="auto", choices=["auto", "model", "fitted"],
                     help="where prior samples come from (auto: the fitted latent mixture when the model has one)")
     ap.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    ap.add_argument("--ref", help="also the FCD of the samples against this set (a file or a named set)")
     args = ap.parse_args()
     import pandas as pd
     import torch
@@ -52,19 +56,27 @@ def main() -> None:
     valid = df["valid"].mean()
     unique = df["unique"].sum() / max(df["valid"].sum(), 1)
     novel = df.loc[df["unique"], "novel"].mean()
+    acceptance = df.attrs["acceptance_rate"]
+    fcd = None
+    if args.ref:
+        from molvae.metrics import evaluate
+
+        fcd = evaluate(df["smiles"].tolist(), ref=args.ref, n_jobs=1, progress=False)["FCD/Test"]
     log = pd.read_csv(Path(args.model) / "train_log.csv")
     print(f"training: {len(log)} evaluations logged, {log['seconds'].sum() / 60:.1f} min")
     print(f"exact greedy reconstruction of {len(smiles)} held-out molecules ({heldout}): {rec['exact'].mean():.4f} "
           f"({t_rec:.0f} s)")
     print(f"{args.n} prior samples ({args.prior} prior): validity {valid:.4f}, uniqueness {unique:.4f}, "
-          f"novelty {novel:.4f} (of unique valid; {t_s:.0f} s)")
+          f"novelty {novel:.4f} (of unique valid; {t_s:.0f} s); acceptance rate {acceptance:.4f}"
+          + (f"; FCD against {args.ref} {fcd:.3f}" if fcd is not None else ""))
     if args.json:
         import json
 
         args.json.write_text(json.dumps({
             "heldout": str(heldout), "n_heldout": len(smiles), "exact_reconstruction": float(rec["exact"].mean()),
             "n_samples": args.n, "prior": args.prior, "validity": float(valid), "uniqueness": float(unique),
-            "novelty": float(novel), "reconstruct_s": t_rec, "sample_s": t_s, "machine": machine(str(model.device))}, indent=1))
+            "novelty": float(novel), "acceptance_rate": acceptance, "fcd_ref": args.ref, "fcd": fcd,
+            "reconstruct_s": t_rec, "sample_s": t_s, "machine": machine(str(model.device))}, indent=1))
 
 
 if __name__ == "__main__":

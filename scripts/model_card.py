@@ -39,8 +39,36 @@ def _fmt(value) -> str:
     return "–" if value is None else (f"{value:.4f}" if isinstance(value, float) else str(value))
 
 
+def _prior_description(path: Path) -> str:
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as fh:
+        meta, names = fh.metadata() or {}, set(fh.keys())
+        n = fh.get_slice("weights").get_shape()[0] if "weights" in names else None
+    if meta.get("format") == "molvae-latent-flow-1":
+        return f"a normalizing flow fitted to {int(meta.get('n_fitted', 0)):,} training molecules' posteriors"
+    if "scales" in names:
+        return f"the aggregate posterior of {n:,} training molecules (one Gaussian per molecule)"
+    return f"a {n}-component Gaussian mixture over training molecules' latent means"
+
+
+def _moses_table(moses: dict, raw: dict | None) -> list[str]:
+    """MOSES metrics of the default output (b) and, when given, of the raw stream with repairs invalid (a)."""
+    n = moses.get("n_samples", 30000)
+    out = ["", f"MOSES metrics of {n:,} prior samples against MOSES test (Test) and scaffold test (TestSF), novelty "
+           "against MOSES train (molvae's metrics, which match MOSES's code): (b) molvae's default output, "
+           f"{n:,} accepted samples" + ("; (a) the MOSES protocol on the raw stream, SELFIES-repaired strings "
+                                        "counted invalid (validity = acceptance rate)" if raw else "") + ":", ""]
+    if raw:
+        out += ["| metric | (a) repaired = invalid | (b) accepted samples |", "|---|---|---|"]
+        out += [f"| {k} | {_fmt(raw.get(k))} | {_fmt(moses.get(k))} |" for k in MOSES_KEYS if k in moses]
+    else:
+        out += ["| metric | value |", "|---|---|"] + [f"| {k} | {_fmt(moses.get(k))} |" for k in MOSES_KEYS if k in moses]
+    return out
+
+
 def card(name: str, run: Path, evaluation: dict, moses: dict | None, status: str,
-         earlier: tuple[float, str] | None, threads: str) -> str:
+         earlier: tuple[float, str] | None, threads: str, moses_raw: dict | None = None) -> str:
     config = json.loads((run / "config.json").read_text())
     campaign = json.loads((run / "campaign.json").read_text())
     with open(run / "train_log.csv") as fh:
@@ -84,14 +112,19 @@ def card(name: str, run: Path, evaluation: dict, moses: dict | None, status: str
             f"{evaluation['validity']:.4f} |",
             f"| uniqueness | {evaluation['uniqueness']:.4f} |",
             f"| novelty (against the training split) | {evaluation['novelty']:.4f} |"]
+    if evaluation.get("acceptance_rate") is not None:
+        out.append(f"| acceptance rate: decoded token strings that needed no SELFIES repair (the others are "
+                   f"drawn again) | {evaluation['acceptance_rate']:.4f} |")
+    if evaluation.get("fcd") is not None:
+        out.append(f"| FCD of those samples against `{evaluation['fcd_ref']}` | {evaluation['fcd']:.3f} |")
+    prior_file = shipped / "latent_prior.safetensors"
+    if prior_file.exists():
+        out += ["", f"Default prior: {_prior_description(prior_file)} (`prior='model'` samples N(0, I) instead)."]
     if likelihood:
         out.append(f"| held-out IWAE bound (nats/molecule; {likelihood.get('n', 0):,} held-out molecules, "
                    f"k={likelihood.get('k')}) | {_fmt(likelihood.get('iwae'))} |")
     if moses:
-        out += ["", f"MOSES metrics of {moses.get('n_samples', 30000):,} prior samples against MOSES test (Test) and "
-                "scaffold test (TestSF), novelty against MOSES train (molvae's metrics, which match MOSES's code):", "",
-                "| metric | value |", "|---|---|"]
-        out += [f"| {k} | {_fmt(moses.get(k))} |" for k in MOSES_KEYS if k in moses]
+        out += _moses_table(moses, moses_raw)
     out += ["", "## Learning curve (held-out loss and reconstruction at each evaluation)", ""] + _curve(log)
     out += ["", "Licence of the data: ZINC (free for everyone, Irwin et al.) and MOSES (MIT). The weights are "
             "shipped with molvae under its licence.", ""]
@@ -111,8 +144,11 @@ def main() -> None:
     ap.add_argument("--earlier", default="", help="what those runs were, for the card")
     args = ap.parse_args()
     moses = json.loads(args.moses.read_text()) if args.moses else None
+    raw_file = args.moses.parent / "metrics_protocol_a.json" if args.moses else None
+    moses_raw = json.loads(raw_file.read_text()) if raw_file and raw_file.exists() else None
     earlier = (args.earlier_hours, args.earlier) if args.earlier_hours else None
-    text = card(args.name, args.run, json.loads(args.eval.read_text()), moses, args.status, earlier, args.threads)
+    text = card(args.name, args.run, json.loads(args.eval.read_text()), moses, args.status, earlier, args.threads,
+                moses_raw)
     dest = ROOT / "molvae" / "pretrained" / args.name / "MODEL_CARD.md"
     dest.write_text(text)
     print(f"wrote {dest}")
