@@ -117,12 +117,12 @@ def card(name: str, run: Path, evaluation: dict, moses: dict | None, status: str
                    f"drawn again) | {evaluation['acceptance_rate']:.4f} |")
     if evaluation.get("fcd") is not None:
         out.append(f"| FCD of those samples against `{evaluation['fcd_ref']}` | {evaluation['fcd']:.3f} |")
-    prior_file = shipped / "latent_prior.safetensors"
-    if prior_file.exists():
-        out += ["", f"Default prior: {_prior_description(prior_file)} (`prior='model'` samples N(0, I) instead)."]
     if likelihood:
         out.append(f"| held-out IWAE bound (nats/molecule; {likelihood.get('n', 0):,} held-out molecules, "
                    f"k={likelihood.get('k')}) | {_fmt(likelihood.get('iwae'))} |")
+    prior_file = shipped / "latent_prior.safetensors"
+    if prior_file.exists():
+        out += ["", f"Default prior: {_prior_description(prior_file)} (`prior='model'` samples N(0, I) instead)."]
     if moses:
         out += _moses_table(moses, moses_raw)
     out += ["", "## Learning curve (held-out loss and reconstruction at each evaluation)", ""] + _curve(log)
