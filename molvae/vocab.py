@@ -51,12 +51,7 @@ def selfies_repaired(selfies: str, smiles: str) -> bool:
     written as an invalid string: its low-likelihood mistakes (Skinnider 2024), which molvae rejects by
     default. An empty decoding counts as repaired. Costs one SELFIES encoding (about 0.4 ms).
     """
-    if not smiles:
-        return True
-    try:
-        return sf.encoder(smiles) != selfies
-    except sf.EncoderError:
-        return True
+    return not smiles or smiles_to_selfies(smiles) != selfies
 
 
 def split_selfies(selfies: str) -> list[str]:
